@@ -1,0 +1,134 @@
+"""Dataset loaders: each returns a FederatedData built on Hugging Face ``datasets``."""
+
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from fedsim.config import ConfigError
+from fedsim.data.dataset import FederatedData, features_array, infer_input_shape
+from fedsim.data.synthetic import generate_synthetic
+
+
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> FederatedData:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 examples, 10 classes)."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    full = datasets.Dataset.from_dict(
+        {"x": bunch.images.reshape(len(bunch.images), -1).astype(np.float32), "label": bunch.target}
+    )
+    split = full.train_test_split(test_size=test_fraction, seed=seed)
+    return FederatedData(
+        train=split["train"],
+        test=split["test"],
+        feature_columns=["x"],
+        label_column="label",
+        input_shape=(1, 8, 8),
+        num_classes=10,
+        feature_scale=16.0,
+    )
+
+
+def load_synthetic(
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    iid: bool = False,
+    num_users: int = 30,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> FederatedData:
+    """Synthetic(alpha, beta) of Li et al. (2020); each user's last ``test_fraction`` is held out."""
+    data = generate_synthetic(alpha, beta, iid=iid, num_users=num_users, seed=seed)
+    is_test = np.zeros(len(data.y), dtype=bool)
+    for user in range(num_users):
+        rows = np.flatnonzero(data.user == user)
+        num_test = max(1, int(round(test_fraction * len(rows))))
+        is_test[rows[-num_test:]] = True
+    columns = {"x": data.x, "label": data.y, "user": data.user}
+
+    def subset(mask: np.ndarray) -> datasets.Dataset:
+        return datasets.Dataset.from_dict({k: v[mask] for k, v in columns.items()})
+
+    return FederatedData(
+        train=subset(~is_test),
+        test=subset(is_test),
+        feature_columns=["x"],
+        label_column="label",
+        input_shape=(data.x.shape[1],),
+        num_classes=10,
+        natural_id_column="user",
+    )
+
+
+def load_huggingface(
+    path: str,
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None,
+    name: str | None = None,
+    train_split: str = "train",
+    test_split: str | None = "test",
+    test_fraction: float = 0.2,
+    feature_columns: list[str] = ("image",),
+    label_column: str = "label",
+    natural_id_column: str | None = None,
+    feature_scale: float = 1.0,
+    seed: int = 0,
+) -> FederatedData:
+    """A dataset from the Hugging Face hub (``path="ylecun/mnist"``) or from local files.
+
+    Local files go through the same ``datasets.load_dataset`` call as hub names, with a
+    builder as ``path`` (``"parquet"``, ``"csv"``) and ``data_files``. Without a test
+    split, ``test_fraction`` of the training split is held out.
+    """
+    _check_local_files(data_files)
+    try:
+        splits = datasets.load_dataset(path, name=name, data_files=data_files)
+    except (FileNotFoundError, ConnectionError, OSError, ValueError) as error:
+        raise ConfigError(f"dataset.path: could not load '{path}' ({error}).") from error
+    if train_split not in splits:
+        raise ConfigError(
+            f"dataset.train_split: '{path}' has no split '{train_split}'; it has {sorted(splits)}."
+        )
+    train = splits[train_split]
+    if test_split is not None and test_split in splits:
+        test = splits[test_split]
+    else:
+        parts = train.train_test_split(test_size=test_fraction, seed=seed)
+        train, test = parts["train"], parts["test"]
+
+    wanted = [*feature_columns, label_column] + ([natural_id_column] if natural_id_column else [])
+    missing = [column for column in wanted if column not in train.column_names]
+    if missing:
+        raise ConfigError(
+            f"dataset: column(s) {missing} not in '{path}'; its columns are {train.column_names}."
+        )
+    first = features_array(train.with_format("numpy")[:1], list(feature_columns))[0]
+    label_feature = train.features[label_column]
+    if isinstance(label_feature, datasets.ClassLabel):
+        num_classes = label_feature.num_classes
+    else:
+        num_classes = int(max(max(train[label_column]), max(test[label_column]))) + 1
+    return FederatedData(
+        train=train,
+        test=test,
+        feature_columns=list(feature_columns),
+        label_column=label_column,
+        input_shape=infer_input_shape(first),
+        num_classes=num_classes,
+        feature_scale=feature_scale,
+        natural_id_column=natural_id_column,
+    )
+
+
+def _check_local_files(data_files: str | list | dict | None) -> None:
+    if data_files is None:
+        return
+    if isinstance(data_files, dict):
+        paths = [p for value in data_files.values() for p in ([value] if isinstance(value, str) else value)]
+    else:
+        paths = [data_files] if isinstance(data_files, str) else list(data_files)
+    for path in paths:
+        if "://" in path or any(ch in path for ch in "*?["):
+            continue
+        if not Path(path).is_file():
+            raise ConfigError(f"dataset.data_files: no file at '{path}'.")

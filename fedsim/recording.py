@@ -1,0 +1,131 @@
+"""A strategy wrapper that records every round: per-client and aggregated metrics, time."""
+
+import time
+from collections.abc import Callable, Iterable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Result, Strategy
+
+from fedsim.results import MetricsWriter
+
+Row = tuple[int, str, int | None, str, float]
+
+
+class ClientsFailed(RuntimeError):
+    """Every client of a round replied with an error."""
+
+
+class RoundRecorder(Strategy):
+    """Wrap a strategy and write each round's metrics as soon as the round ends.
+
+    A round ends with the centralized evaluation, so ``start`` always evaluates the
+    global model on the server with ``evaluate_fn`` and then appends the round's rows.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The strategy to wrap.
+    node_partitions : dict[int, int]
+        Partition id of every node id, to name clients by partition id.
+    writer : MetricsWriter
+        Where the rows go.
+    on_round_end : Callable[[int, dict[str, float]], None]
+        Called with the round and its aggregate metrics (``stage_metric`` keys).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        node_partitions: dict[int, int],
+        writer: MetricsWriter,
+        on_round_end: Callable[[int, dict[str, float]], None],
+    ) -> None:
+        self.strategy = strategy
+        self.node_partitions = node_partitions
+        self.writer = writer
+        self.on_round_end = on_round_end
+        self._rows: list[Row] = []
+        self._round_started = time.perf_counter()
+
+    def _record(self, server_round: int, stage: str, client: int | None, metrics: MetricRecord | dict) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)):
+                self._rows.append((server_round, stage, client, name, float(value)))
+
+    def _record_replies(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message]:
+        replies = list(replies)
+        failures = [reply for reply in replies if reply.has_error()]
+        for reply in replies:
+            if not reply.has_error():
+                client = self.node_partitions[reply.metadata.src_node_id]
+                for record in reply.content.metric_records.values():
+                    self._record(server_round, stage, client, record)
+        self._rows.append((server_round, "system", None, f"{stage}_clients", float(len(replies))))
+        self._rows.append((server_round, "system", None, f"{stage}_failures", float(len(failures))))
+        if replies and len(failures) == len(replies):
+            raise ClientsFailed(
+                f"every client failed in round {server_round} ({stage}); the first error: "
+                f"{failures[0].error.reason}"
+            )
+        return replies
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._round_started = time.perf_counter()
+        return self.strategy.configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = self._record_replies(server_round, "train", replies)
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        if metrics is not None:
+            self._record(server_round, "train", None, metrics)
+        return arrays, metrics
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        replies = self._record_replies(server_round, "federated", replies)
+        metrics = self.strategy.aggregate_evaluate(server_round, replies)
+        if metrics is not None:
+            self._record(server_round, "federated", None, metrics)
+        return metrics
+
+    def summary(self) -> None:
+        self.strategy.summary()
+
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+    ) -> Result:
+        if evaluate_fn is None:
+            raise ValueError("RoundRecorder needs evaluate_fn: a round ends with centralized evaluation")
+
+        def evaluate_and_record(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            metrics = evaluate_fn(server_round, arrays)
+            if metrics is not None:
+                self._record(server_round, "centralized", None, metrics)
+            if server_round > 0:
+                seconds = time.perf_counter() - self._round_started
+                self._rows.append((server_round, "system", None, "round_seconds", seconds))
+            self.writer.write(self._rows)
+            aggregates = {f"{stage}_{name}": value for r, stage, client, name, value in self._rows if client is None}
+            self._rows = []
+            self.on_round_end(server_round, aggregates)
+            return metrics
+
+        return super().start(
+            grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, evaluate_and_record
+        )

@@ -1,0 +1,126 @@
+"""Seeded client sampling that depends on neither node ids nor Python's global random state."""
+
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=no-name-in-module
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from flwr.supercore.run import Run
+
+_STAGE_STREAM = {"train": 0, "evaluate": 1}
+
+
+def sample_partitions(seed: int, server_round: int, stage: str, num_clients: int, size: int) -> list[int]:
+    """The partition ids drawn for ``stage`` ("train" or "evaluate") of a round, ascending.
+
+    Each (seed, round, stage) has its own generator, so the draw is the same whatever
+    ran before it, whichever engine runs, and whatever order nodes are listed in.
+    """
+    rng = np.random.default_rng([seed, server_round, _STAGE_STREAM[stage]])
+    return sorted(rng.choice(num_clients, size=size, replace=False).tolist())
+
+
+class NodeSubsetGrid(Grid):
+    """A view of a grid that lists only the given nodes; everything else is delegated."""
+
+    def __init__(self, grid: Grid, node_ids: list[int]) -> None:
+        self._grid = grid
+        self._node_ids = node_ids
+
+    def set_run(self, run: Run) -> None:
+        self._grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self._grid.run
+
+    def create_message(
+        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str, ttl: float | None = None
+    ) -> Message:
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self._node_ids)
+
+    def get_nodes(self) -> Iterable[NodeInfo]:
+        return (NodeInfo(node_id=node_id) for node_id in self._node_ids)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        return self._grid.send_and_receive(messages, timeout=timeout)
+
+
+class SeededSampling(Strategy):
+    """Wrap a strategy so each round's clients are a seeded draw over partition ids.
+
+    The wrapped strategy sees a grid listing only the drawn nodes (configure it to
+    take every node it sees), and receives replies in partition-id order so that
+    aggregation sums in the same order on every engine.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The strategy to wrap.
+    node_partitions : dict[int, int]
+        Partition id of every node id.
+    clients_per_round : int
+        Clients drawn for training each round.
+    eval_clients_per_round : int
+        Clients drawn for federated evaluation each round (0 skips it).
+    seed : int
+        Seed of the draws.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        node_partitions: dict[int, int],
+        clients_per_round: int,
+        eval_clients_per_round: int,
+        seed: int,
+    ) -> None:
+        self.strategy = strategy
+        self.node_partitions = node_partitions
+        self.clients_per_round = clients_per_round
+        self.eval_clients_per_round = eval_clients_per_round
+        self.seed = seed
+        self._node_of = {partition: node for node, partition in node_partitions.items()}
+
+    def _grid_for(self, grid: Grid, server_round: int, stage: str, size: int) -> Grid:
+        partitions = sample_partitions(self.seed, server_round, stage, len(self._node_of), size)
+        return NodeSubsetGrid(grid, [self._node_of[p] for p in partitions])
+
+    def _in_partition_order(self, replies: Iterable[Message]) -> list[Message]:
+        return sorted(replies, key=lambda reply: self.node_partitions[reply.metadata.src_node_id])
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        subset = self._grid_for(grid, server_round, "train", self.clients_per_round)
+        return self.strategy.configure_train(server_round, arrays, config, subset)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return self.strategy.aggregate_train(server_round, self._in_partition_order(replies))
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        if self.eval_clients_per_round == 0:
+            return []
+        subset = self._grid_for(grid, server_round, "evaluate", self.eval_clients_per_round)
+        return self.strategy.configure_evaluate(server_round, arrays, config, subset)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return self.strategy.aggregate_evaluate(server_round, self._in_partition_order(replies))
+
+    def summary(self) -> None:
+        self.strategy.summary()
