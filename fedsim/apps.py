@@ -10,6 +10,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.data import Federation, build_partitioner
@@ -111,6 +112,22 @@ def discover_partitions(grid: Grid, num_nodes: int) -> dict[int, int]:
     return {reply.metadata.src_node_id: int(reply.content["node"][PARTITION_ID_KEY]) for reply in replies}
 
 
+def build_strategy(cfg: DictConfig) -> Strategy:
+    """The configured strategy, set to take every node it is shown.
+
+    fedsim draws each round's clients itself (``SeededSampling``) and shows the
+    strategy only those.
+    """
+    return build(
+        cfg.strategy,
+        fraction_train=1.0,
+        fraction_evaluate=1.0,
+        min_train_nodes=1,
+        min_evaluate_nodes=1,
+        min_available_nodes=1,
+    )
+
+
 def build_server_app(
     cfg: DictConfig, run_dir: Path, on_round_end: Callable[[int, dict[str, float]], None]
 ) -> ServerApp:
@@ -128,16 +145,7 @@ def build_server_app(
             model.load_state_dict(arrays.to_torch_state_dict())
             return MetricRecord(evaluate(model, test_x, test_y))
 
-        # fedsim draws each round's clients itself (SeededSampling), so the strategy
-        # takes every node it is shown.
-        strategy = build(
-            cfg.strategy,
-            fraction_train=1.0,
-            fraction_evaluate=1.0,
-            min_train_nodes=1,
-            min_evaluate_nodes=1,
-            min_available_nodes=1,
-        )
+        strategy = build_strategy(cfg)
         node_partitions = discover_partitions(grid, cfg.num_clients)
         sampled = SeededSampling(strategy, node_partitions, cfg.clients_per_round, cfg.eval_clients_per_round, cfg.seed)
         writer = MetricsWriter(run_dir)

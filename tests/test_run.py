@@ -1,0 +1,127 @@
+"""End-to-end runs: results on disk, reproducibility, and the same numbers on every engine."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fedsim.apps import build_client_app, build_server_app
+from fedsim.engines import LocalEngine
+from fedsim.results import load, round_table
+from fedsim.runner import run
+from tests.conftest import compose_config
+
+
+def metric_values(run_dir) -> pd.DataFrame:
+    """Every recorded metric except wall times, indexed for comparison."""
+    frame = load(run_dir)
+    frame = frame[frame["metric"] != "round_seconds"]
+    return frame.set_index(["round", "stage", "client", "metric"])["value"].sort_index()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    cfg = compose_config("num_clients=6", "clients_per_round=4", "eval_clients_per_round=3")
+    run_dir = tmp_path_factory.mktemp("local")
+    summary = run(cfg, run_dir, choices={"strategy": "fedavg", "engine": "local"}, quiet=True)
+    return cfg, summary
+
+
+def test_a_run_writes_config_metrics_model_and_figure(local_run):
+    _, summary = local_run
+    for name in ("config.yaml", "choices.yaml", "metrics.csv", "model.pt", "rounds.png"):
+        assert (summary.run_dir / name).is_file(), name
+    table = round_table(load(summary.run_dir))
+    assert list(table.index) == [0, 1, 2]
+    assert table["centralized_accuracy"].between(0, 1).all()
+    assert table.loc[1:, ["federated_accuracy", "train_loss", "system_round_seconds"]].notna().all().all()
+    assert summary.final["centralized_accuracy"] == table["centralized_accuracy"].iloc[-1]
+
+
+def test_per_client_rows_name_the_sampled_partitions(local_run):
+    from fedsim.sampling import sample_partitions
+
+    cfg, summary = local_run
+    frame = load(summary.run_dir)
+    for server_round in (1, 2):
+        rows = frame[(frame["round"] == server_round) & frame["client"].notna()]
+        trained = sorted(rows[rows["stage"] == "train"]["client"].unique())
+        evaluated = sorted(rows[rows["stage"] == "federated"]["client"].unique())
+        assert trained == sample_partitions(cfg.seed, server_round, "train", 6, 4)
+        assert evaluated == sample_partitions(cfg.seed, server_round, "evaluate", 6, 3)
+
+
+def test_aggregates_are_example_weighted_means_of_client_metrics(local_run):
+    _, summary = local_run
+    frame = load(summary.run_dir)
+    clients = frame[(frame["round"] == 2) & (frame["stage"] == "federated") & frame["client"].notna()]
+    wide = clients.pivot(index="client", columns="metric", values="value")
+    expected = (wide["accuracy"] * wide["num-examples"]).sum() / wide["num-examples"].sum()
+    aggregate = frame[(frame["round"] == 2) & (frame["stage"] == "federated") & frame["client"].isna()]
+    assert aggregate.set_index("metric").loc["accuracy", "value"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_load_flattens_config_and_choices_into_columns(local_run):
+    _, summary = local_run
+    frame = load(summary.run_dir)
+    assert {"round", "stage", "client", "metric", "value"} <= set(frame.columns)
+    assert (frame["strategy"] == "fedavg").all()
+    assert (frame["seed"] == 0).all()
+    assert (frame["partitioner.alpha"] == 0.5).all()
+    assert (frame["client.lr"] == 0.05).all()
+
+
+def test_load_of_a_folder_without_a_run_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no fedsim run"):
+        load(tmp_path)
+
+
+def test_each_round_is_on_disk_when_it_ends(tmp_path):
+    cfg = compose_config("num_clients=4", "num_rounds=3")
+    rounds_on_disk = []
+
+    def on_round_end(server_round, metrics):
+        written = pd.read_csv(tmp_path / "metrics.csv")
+        rounds_on_disk.append((server_round, sorted(written["round"].unique())))
+
+    LocalEngine().run(build_server_app(cfg, tmp_path, on_round_end), build_client_app(cfg), cfg.num_clients)
+    assert rounds_on_disk == [(r, list(range(r + 1))) for r in range(4)]
+
+
+def test_rerun_gives_identical_metrics_whatever_the_global_random_state(tmp_path):
+    cfg = compose_config("num_clients=6", "clients_per_round=3")
+    random.seed(1)
+    np.random.seed(1)
+    run(cfg, tmp_path / "a", quiet=True)
+    random.seed(2)
+    np.random.seed(2)
+    random.random()
+    run(cfg, tmp_path / "b", quiet=True)
+    first, second = metric_values(tmp_path / "a"), metric_values(tmp_path / "b")
+    assert first.index.equals(second.index)
+    assert (first.values == second.values).all()
+
+
+def test_another_seed_gives_other_metrics(tmp_path):
+    run(compose_config("num_clients=6"), tmp_path / "a", quiet=True)
+    run(compose_config("num_clients=6", "seed=1"), tmp_path / "b", quiet=True)
+    first, second = round_table(load(tmp_path / "a")), round_table(load(tmp_path / "b"))
+    assert first.loc[2, "centralized_loss"] != second.loc[2, "centralized_loss"]
+
+
+def test_ray_engine_gives_the_local_engine_numbers(local_run, tmp_path):
+    pytest.importorskip("ray")
+    cfg, summary = local_run
+    ray_cfg = compose_config("num_clients=6", "clients_per_round=4", "eval_clients_per_round=3", "engine=ray")
+    run(ray_cfg, tmp_path, quiet=True)
+    local, ray = metric_values(summary.run_dir), metric_values(tmp_path)
+    assert local.index.equals(ray.index)
+    np.testing.assert_allclose(ray.values, local.values, rtol=0, atol=1e-6)
+
+
+def test_the_embedded_default_reaches_its_accuracy(tmp_path):
+    summary = run(compose_config(tiny=False), tmp_path, quiet=True)
+    table = round_table(load(tmp_path))
+    assert list(table.index) == list(range(21))
+    assert summary.final["centralized_accuracy"] >= 0.85
