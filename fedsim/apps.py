@@ -49,25 +49,40 @@ def client_seed(seed: int, server_round: int, partition_id: int) -> int:
     return int(np.random.SeedSequence([seed, server_round, partition_id]).generate_state(1)[0])
 
 
+class ClientWorkspace:
+    """What the clients of one process share: the federation's data and one model.
+
+    Each message loads its global weights into the shared model, so a process builds
+    the model once, whatever number of clients it serves.
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.data_key = federation_key(cfg)
+        self._model: torch.nn.Module | None = None
+
+    @property
+    def federation(self) -> Federation:
+        return _load_federation(self.data_key)
+
+    def model_with(self, arrays: ArrayRecord) -> torch.nn.Module:
+        if self._model is None:
+            data = self.federation.data
+            self._model = build_model(self.cfg.model, data.input_shape, data.num_classes, self.cfg.seed)
+        self._model.load_state_dict(arrays.to_torch_state_dict())
+        return self._model
+
+
 def build_client_app(cfg: DictConfig) -> ClientApp:
     """A ClientApp whose nodes train and evaluate on their partition of ``cfg``'s dataset."""
     app = ClientApp()
-    models: list[torch.nn.Module] = []
-    data_key = federation_key(cfg)
-
-    def model_with(arrays: ArrayRecord, federation: Federation) -> torch.nn.Module:
-        if not models:
-            data = federation.data
-            models.append(build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed))
-        models[0].load_state_dict(arrays.to_torch_state_dict())
-        return models[0]
+    workspace = ClientWorkspace(cfg)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
         partition_id = int(context.node_config[PARTITION_ID_KEY])
-        federation = _load_federation(data_key)
-        client = federation.client(partition_id)
-        model = model_with(message.content["arrays"], federation)
+        client = workspace.federation.client(partition_id)
+        model = workspace.model_with(message.content["arrays"])
         config = message.content["config"]
         metrics = train_locally(
             model,
@@ -85,9 +100,8 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
     @app.evaluate()
     def evaluate_locally(message: Message, context: Context) -> Message:
         partition_id = int(context.node_config[PARTITION_ID_KEY])
-        federation = _load_federation(data_key)
-        client = federation.client(partition_id)
-        model = model_with(message.content["arrays"], federation)
+        client = workspace.federation.client(partition_id)
+        model = workspace.model_with(message.content["arrays"])
         metrics = evaluate(model, client.eval_x, client.eval_y)
         metrics["num-examples"] = len(client.eval_y)
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=message)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fedsim.results import load, round_table
+from fedsim.results import load, round_table, run_columns
 
 FIGURE_FILE = "rounds.png"
 STAGE_LABELS = {
@@ -18,6 +18,7 @@ def plot_run(run_dir: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
     table = round_table(load(run_dir))
@@ -28,11 +29,14 @@ def plot_run(run_dir: str | Path) -> Path:
             if column in table:
                 series = table[column].dropna()
                 axis.plot(series.index, series.values, marker=".", label=label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("round")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(run_dir.name)
+    columns = run_columns(run_dir)
+    named = [str(columns[group]) for group in ("strategy", "dataset", "partitioner", "model") if group in columns]
+    figure.suptitle(" · ".join(named) if named else run_dir.name)
     path = run_dir / FIGURE_FILE
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -24,24 +24,26 @@ def train_locally(
     ``accuracy``) and the number of optimizer steps taken (``num-steps``).
     """
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout and other in-model randomness
     parameters = [p for p in model.parameters() if p.requires_grad]
     model.train()
     total_loss, correct, seen, steps = 0.0, 0, 0, 0
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), batch_size):
-            batch = order[start : start + batch_size]
-            inputs, targets = x[batch], y[batch]
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
-            gradients = torch.autograd.grad(loss, parameters)
-            with torch.no_grad():
-                torch._foreach_add_(parameters, gradients, alpha=-lr)
-            total_loss += loss.item() * len(batch)
-            correct += (logits.argmax(1) == targets).sum().item()
-            seen += len(batch)
-            steps += 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout and other in-model randomness, without leaking out
+        for _ in range(epochs):
+            order = torch.randperm(len(y), generator=generator)
+            for start in range(0, len(y), batch_size):
+                batch = order[start : start + batch_size]
+                inputs, targets = x[batch], y[batch]
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, targets)
+                gradients = torch.autograd.grad(loss, parameters)
+                with torch.no_grad():
+                    for parameter, gradient in zip(parameters, gradients):
+                        parameter.add_(gradient, alpha=-lr)
+                total_loss += loss.item() * len(batch)
+                correct += (logits.argmax(1) == targets).sum().item()
+                seen += len(batch)
+                steps += 1
     return {"loss": total_loss / seen, "accuracy": correct / seen, "num-steps": float(steps)}
 
 

@@ -43,6 +43,8 @@ class FederatedData:
         """Features (float32, ``input_shape`` per example) and labels (int64) of ``split``."""
         columns = split.with_format("numpy")[:]
         x = features_array(columns, self.feature_columns) / np.float32(self.feature_scale)
+        if x.ndim == 4:  # colour images arrive height x width x channels
+            x = x.transpose(0, 3, 1, 2)
         x = np.ascontiguousarray(x.reshape(len(split), *self.input_shape))
         y = np.asarray(columns[self.label_column], dtype=np.int64)
         return torch.from_numpy(x), torch.from_numpy(y)

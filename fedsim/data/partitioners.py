@@ -97,12 +97,14 @@ def build_partitioner(
             f"partitioner.partition_by: column '{column}' is not in the dataset; its columns are "
             f"{data.train.column_names}."
         )
+    if "num_partitions" in partitioner_cfg and partitioner_cfg.num_partitions > len(data.train):
+        raise ConfigError(
+            f"num_clients={partitioner_cfg.num_partitions} is more than the {len(data.train)} training "
+            "examples, and each client needs at least 2."
+        )
     try:
         partitioner = build(partitioner_cfg, **runtime)
-    except ValueError as error:
-        raise ConfigError(f"partitioner: {error}.") from error
-    partitioner.dataset = data.train.shuffle(seed=seed)
-    try:
+        partitioner.dataset = data.train.shuffle(seed=seed)
         num_partitions = partitioner.num_partitions
         if num_partitions != num_clients:
             raise ConfigError(
@@ -110,13 +112,22 @@ def build_partitioner(
                 f"(one per value of '{column}'), so set num_clients={num_partitions}."
             )
         sizes = [len(partitioner.load_partition(pid)) for pid in range(num_partitions)]
-    except ValueError as error:
-        if isinstance(error, ConfigError):
-            raise
-        raise ConfigError(f"partitioner: {error}.") from error
+    except ConfigError:
+        raise
+    except (ValueError, IndexError, ZeroDivisionError) as error:
+        raise ConfigError(
+            f"the partitioner cannot split {len(data.train)} examples over {num_clients} clients "
+            f"({_one_clause(error)}); use fewer clients or change the partitioner's settings."
+        ) from error
     if min(sizes) < 2:
         raise ConfigError(
             f"partitioner: client {int(np.argmin(sizes))} gets {min(sizes)} example(s) but each client "
             f"needs at least 2 (one to train, one to evaluate); use fewer clients or another partitioner."
         )
     return partitioner
+
+
+def _one_clause(error: Exception) -> str:
+    """A library's error message as one clause that fits inside a fedsim sentence."""
+    text = str(error).strip().rstrip(".") or type(error).__name__
+    return text[0].lower() + text[1:].replace(". ", "; ").replace("\n", " ")

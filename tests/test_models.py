@@ -1,0 +1,184 @@
+"""Tests for the classic models (McMahan et al. 2017, logistic regression) and build_model."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from fedsim.config import ConfigError
+from fedsim.models import CNN, MLP, LogisticRegression, build_model
+from tests.conftest import compose_config
+
+IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28)]
+ALL_SHAPES = [*IMAGE_SHAPES, (60,)]
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def weights(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    wa, wb = weights(a), weights(b)
+    return len(wa) == len(wb) and all(torch.equal(x, y) for x, y in zip(wa, wb))
+
+
+class ThreeOutputs(nn.Module):
+    """A model that ignores num_classes and always produces three logits."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(int(torch.tensor(input_shape).prod()), 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+# --- output shapes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("input_shape", ALL_SHAPES)
+@pytest.mark.parametrize("model_class", [LogisticRegression, MLP])
+def test_flat_models_output_one_logit_per_class(model_class, input_shape):
+    model = model_class(input_shape, num_classes=7)
+    out = model(torch.randn(3, *input_shape))
+    assert out.shape == (3, 7)
+
+
+@pytest.mark.parametrize("input_shape", IMAGE_SHAPES)
+def test_cnn_outputs_one_logit_per_class(input_shape):
+    model = CNN(input_shape, num_classes=10)
+    out = model(torch.randn(4, *input_shape))
+    assert out.shape == (4, 10)
+
+
+def test_logistic_regression_is_one_linear_map_of_the_flattened_input():
+    model = LogisticRegression((1, 8, 8), num_classes=10)
+    # 64 inputs x 10 classes + 10 biases
+    assert num_parameters(model) == 64 * 10 + 10
+    x = torch.randn(5, 1, 8, 8)
+    expected = x.reshape(5, 64) @ model.linear.weight.T + model.linear.bias
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_mlp_hidden_sizes_set_the_layers():
+    model = MLP((60,), num_classes=10, hidden_sizes=[32])
+    # (60*32 + 32) + (32*10 + 10)
+    assert num_parameters(model) == 60 * 32 + 32 + 32 * 10 + 10
+
+
+# --- parameter counts of McMahan et al. (2017) ---------------------------------------------
+
+
+def test_2nn_on_mnist_has_199210_parameters():
+    # 784 -> 200 -> 200 -> 10, weights plus biases:
+    #   784*200 + 200 = 157,000
+    #   200*200 + 200 =  40,200
+    #   200*10  + 10  =   2,010
+    #   total         = 199,210
+    model = MLP((784,), num_classes=10, hidden_sizes=[200, 200])
+    assert num_parameters(model) == 199_210
+    # the flattened image gives the same network
+    assert num_parameters(MLP((1, 28, 28), num_classes=10)) == 199_210
+
+
+def test_cnn_on_mnist_has_1663370_parameters():
+    # conv 5x5, 1 -> 32 channels:  5*5*1*32  + 32  =       832
+    # conv 5x5, 32 -> 64 channels: 5*5*32*64 + 64  =    51,264
+    # two 2x2 poolings: 28 -> 14 -> 7, so 7*7*64 = 3,136 features
+    # dense 3136 -> 512:           3136*512 + 512  = 1,606,144
+    # dense 512 -> 10:             512*10 + 10     =     5,130
+    # total                                        = 1,663,370
+    model = CNN((1, 28, 28), num_classes=10)
+    assert num_parameters(model) == 1_663_370
+
+
+def test_cnn_rejects_flat_input():
+    with pytest.raises(ValueError, match=r"\(60,\)"):
+        CNN((60,), num_classes=10)
+
+
+# --- build_model ---------------------------------------------------------------------------
+
+
+def cfg(target: str, **kwargs):
+    return OmegaConf.create({"_target_": target, **kwargs})
+
+
+MLP_CFG = cfg("fedsim.models.MLP", hidden_sizes=[16])
+
+
+def test_build_model_same_seed_gives_identical_weights():
+    a = build_model(MLP_CFG, (1, 8, 8), 10, seed=3)
+    b = build_model(MLP_CFG, (1, 8, 8), 10, seed=3)
+    assert same_weights(a, b)
+
+
+def test_build_model_other_seed_gives_different_weights():
+    a = build_model(MLP_CFG, (1, 8, 8), 10, seed=3)
+    b = build_model(MLP_CFG, (1, 8, 8), 10, seed=4)
+    assert not any(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
+
+
+def test_build_model_weights_are_those_of_the_seeded_constructor():
+    torch.manual_seed(11)
+    expected = MLP((1, 8, 8), 10, hidden_sizes=[16])
+    built = build_model(MLP_CFG, (1, 8, 8), 10, seed=11)
+    assert same_weights(built, expected)
+
+
+def test_build_model_leaves_the_global_torch_rng_state_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    build_model(MLP_CFG, (1, 8, 8), 10, seed=0)
+    build_model(cfg("fedsim.models.CNN", channels=[4, 8], hidden_size=16), (1, 8, 8), 10, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("input_shape", [(1, 8, 8), (60,)])
+def test_build_model_returns_the_configured_class_with_its_arguments(input_shape):
+    model = build_model(cfg("fedsim.models.LogisticRegression"), input_shape, 4, seed=0)
+    assert isinstance(model, LogisticRegression)
+    assert model.linear.weight.shape == (4, torch.tensor(input_shape).prod().item())
+
+
+def test_build_model_cnn_on_flat_input_is_a_config_error_naming_model_and_shape():
+    with pytest.raises(ConfigError) as info:
+        build_model(cfg("fedsim.models.CNN"), (60,), 10, seed=0)
+    message = str(info.value)
+    assert "CNN" in message
+    assert "(60,)" in message
+
+
+def test_build_model_cnn_on_too_small_image_is_a_config_error():
+    # two poolings need at least 4x4
+    with pytest.raises(ConfigError) as info:
+        build_model(cfg("fedsim.models.CNN"), (1, 3, 3), 10, seed=0)
+    assert "CNN" in str(info.value)
+    assert "(1, 3, 3)" in str(info.value)
+
+
+def test_build_model_wrong_number_of_outputs_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        build_model(cfg(f"{__name__}.ThreeOutputs"), (60,), 10, seed=0)
+    message = str(info.value)
+    assert "ThreeOutputs" in message
+    assert "10" in message
+    # the same model with the matching class count builds
+    assert build_model(cfg(f"{__name__}.ThreeOutputs"), (60,), 3, seed=0)(torch.zeros(1, 60)).shape == (1, 3)
+
+
+@pytest.mark.parametrize(("option", "model_class"), [("logreg", LogisticRegression), ("mlp", MLP), ("cnn", CNN)])
+def test_every_shipped_model_option_builds_for_digits(option, model_class):
+    model_cfg = compose_config(f"model={option}", tiny=False).model
+    model = build_model(model_cfg, (1, 8, 8), 10, seed=0)
+    assert type(model) is model_class
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    if option == "cnn":
+        with pytest.raises(ConfigError, match=r"CNN.*\(60,\)"):
+            build_model(model_cfg, (60,), 10, seed=0)
+    else:
+        assert build_model(model_cfg, (60,), 10, seed=0)(torch.zeros(3, 60)).shape == (3, 10)
