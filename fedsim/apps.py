@@ -13,12 +13,16 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
+from fedsim.client_half import ClientHalf, client_half_for
 from fedsim.data import Federation, build_partitioner
 from fedsim.instantiate import build
 from fedsim.models import build_model
+from fedsim.privacy import plan_privacy
+from fedsim.privacy.central import CLIPPED_METRIC, clip_update, clipping_norm_of
 from fedsim.recording import RoundRecorder
 from fedsim.results import MetricsWriter
 from fedsim.sampling import SeededSampling
+from fedsim.stragglers import Stragglers
 from fedsim.training import evaluate, train_locally
 
 PARTITION_ID_KEY = "partition-id"
@@ -52,24 +56,26 @@ def client_seed(seed: int, server_round: int, partition_id: int) -> int:
 class ClientWorkspace:
     """What the clients of one process share: the federation's data and one model.
 
-    Each message loads its global weights into the shared model, so a process builds
-    the model once, whatever number of clients it serves.
+    Each message loads its weights into the shared model, so a process builds the
+    model once, whatever number of clients it serves; ``client_half`` is the class of
+    the strategy's client half, instantiated for each message.
     """
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.data_key = federation_key(cfg)
         self._model: torch.nn.Module | None = None
+        self.client_half = client_half_for(cfg.strategy._target_)
 
     @property
     def federation(self) -> Federation:
         return _load_federation(self.data_key)
 
-    def model_with(self, arrays: ArrayRecord) -> torch.nn.Module:
+    @property
+    def model(self) -> torch.nn.Module:
         if self._model is None:
             data = self.federation.data
             self._model = build_model(self.cfg.model, data.input_shape, data.num_classes, self.cfg.seed)
-        self._model.load_state_dict(arrays.to_torch_state_dict())
         return self._model
 
 
@@ -78,32 +84,60 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
     app = ClientApp()
     workspace = ClientWorkspace(cfg)
 
+    def client_half(message: Message, context: Context) -> ClientHalf:
+        partition_id = int(context.node_config[PARTITION_ID_KEY])
+        seed = client_seed(cfg.seed, int(message.content["config"]["server-round"]), partition_id)
+        data = workspace.federation.client(partition_id)
+        return workspace.client_half(message, context.state, data, seed)
+
     @app.train()
     def train(message: Message, context: Context) -> Message:
-        partition_id = int(context.node_config[PARTITION_ID_KEY])
-        client = workspace.federation.client(partition_id)
-        model = workspace.model_with(message.content["arrays"])
-        config = message.content["config"]
-        metrics = train_locally(
-            model,
-            client.train_x,
-            client.train_y,
-            epochs=int(config["local-epochs"]),
-            batch_size=int(config["batch-size"]),
-            lr=float(config["lr"]),
-            seed=client_seed(cfg.seed, int(config["server-round"]), partition_id),
+        half = client_half(message, context)
+        model = workspace.model
+        half.load(model)
+        metrics = half.start(model)
+        training = dict(
+            epochs=int(half.config["local-epochs"]),
+            batch_size=int(half.config["batch-size"]),
+            lr=float(half.config["lr"]),
+            seed=half.seed,
+            correct_gradients=half.correct_gradients,
         )
-        metrics["num-examples"] = len(client.train_y)
-        content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": MetricRecord(metrics)})
+        if cfg.privacy.mechanism == "local_dp":
+            from fedsim.privacy.local import NOISE_KEY, train_privately
+
+            metrics |= train_privately(
+                model,
+                half.data.train_x,
+                half.data.train_y,
+                **training,
+                state=context.state,
+                noise_multiplier=float(half.config[NOISE_KEY]),
+                max_grad_norm=cfg.privacy.max_grad_norm,
+                delta=cfg.privacy.target_delta,
+                accountant=cfg.privacy.accountant,
+                secure_mode=cfg.privacy.secure_mode,
+            )
+        else:
+            augment = workspace.federation.data.augmentation
+            metrics |= train_locally(model, half.data.train_x, half.data.train_y, **training, augment=augment)
+        metrics["num-examples"] = len(half.data.train_y)
+        metrics["local-epochs"] = float(half.config["local-epochs"])
+        extra = half.finish(model, metrics)
+        arrays = ArrayRecord(model.state_dict())
+        if (clipping_norm := clipping_norm_of(half.config)) is not None:  # central DP clipped by the client
+            arrays, clipped = clip_update(message.content["arrays"], arrays, clipping_norm)
+            metrics[CLIPPED_METRIC] = int(clipped)
+        content = RecordDict({"arrays": arrays, **extra, "metrics": MetricRecord(metrics)})
         return Message(content, reply_to=message)
 
     @app.evaluate()
     def evaluate_locally(message: Message, context: Context) -> Message:
-        partition_id = int(context.node_config[PARTITION_ID_KEY])
-        client = workspace.federation.client(partition_id)
-        model = workspace.model_with(message.content["arrays"])
-        metrics = evaluate(model, client.eval_x, client.eval_y)
-        metrics["num-examples"] = len(client.eval_y)
+        half = client_half(message, context)
+        model = workspace.model
+        half.load(model)
+        metrics = half.evaluate(model)
+        metrics["num-examples"] = len(half.data.eval_y)
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=message)
 
     @app.query()
@@ -154,23 +188,36 @@ def build_server_app(
         data = federation.data
         model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
         test_x, test_y = federation.test_tensors()
+        train_x, train_y = data.to_tensors(data.train) if cfg.centralized_train_metrics else (None, None)
 
         def centralized_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
             model.load_state_dict(arrays.to_torch_state_dict())
-            return MetricRecord(evaluate(model, test_x, test_y))
+            metrics = evaluate(model, test_x, test_y)
+            if train_x is not None:
+                metrics |= {f"train_{name}": value for name, value in evaluate(model, train_x, train_y).items()}
+            return MetricRecord(metrics)
 
-        strategy = build_strategy(cfg)
+        privacy = plan_privacy(cfg, federation, model)  # before any training: its checks can refuse the run
         node_partitions = discover_partitions(grid, cfg.num_clients)
-        sampled = SeededSampling(strategy, node_partitions, cfg.clients_per_round, cfg.eval_clients_per_round, cfg.seed)
+        strategy = SeededSampling(
+            privacy.wrap(build_strategy(cfg)), node_partitions, cfg.clients_per_round, cfg.eval_clients_per_round,
+            cfg.seed,
+        )
+        strategy = Stragglers(strategy, node_partitions, cfg.stragglers, cfg.drop_stragglers, cfg.seed)
         writer = MetricsWriter(run_dir)
         try:
-            recorder = RoundRecorder(sampled, node_partitions, writer, on_round_end)
+            recorder = RoundRecorder(strategy, node_partitions, writer, on_round_end)
             result = recorder.start(
                 grid,
                 ArrayRecord(model.state_dict()),
                 num_rounds=cfg.num_rounds,
                 train_config=ConfigRecord(
-                    {"lr": cfg.client.lr, "local-epochs": cfg.client.local_epochs, "batch-size": cfg.client.batch_size}
+                    {
+                        "lr": cfg.client.lr,
+                        "local-epochs": cfg.client.local_epochs,
+                        "batch-size": cfg.client.batch_size,
+                        **privacy.train_config,
+                    }
                 ),
                 evaluate_fn=centralized_evaluate,
             )

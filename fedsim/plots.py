@@ -1,8 +1,12 @@
-"""Per-round figures drawn from a run's results files only."""
+"""Figures drawn from results files only: one run's rounds, runs compared, client spread."""
 
 from pathlib import Path
 
-from fedsim.results import load, round_table, run_columns
+import numpy as np
+import pandas as pd
+
+from fedsim.config.checks import ConfigError
+from fedsim.results import COLUMNS, load, round_table, run_columns
 
 FIGURE_FILE = "rounds.png"
 STAGE_LABELS = {
@@ -10,34 +14,171 @@ STAGE_LABELS = {
     "federated": "federated (clients' data)",
     "train": "local training",
 }
+STAGE_PREFERENCE = ["centralized", "federated", "train", "system"]
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+RUN_COLUMNS = {*COLUMNS, "run", "status"}
+KEYS_LISTED = 8
+
+
+def _new_axis(figsize: tuple[float, float] = (6, 4)):
+    """An axis on a figure of its own, outside pyplot: no display needed, the session's backend untouched."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained").subplots()
 
 
 def plot_run(run_dir: str | Path) -> Path:
-    """Draw accuracy and loss per round (centralized and federated) into ``rounds.png``."""
-    import matplotlib
+    """Draw accuracy and loss per round (centralized and federated) into ``rounds.png``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A private run gets a third panel: the epsilon spent by each round.
+    """
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
     table = round_table(load(run_dir))
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    columns = run_columns(run_dir)
+    private = "train_epsilon" in table
+    figure = Figure(figsize=(15 if private else 10, 3.8), layout="constrained")
+    axes = figure.subplots(1, 3 if private else 2)
     for axis, metric in zip(axes, ("accuracy", "loss")):
         for stage, label in STAGE_LABELS.items():
             column = f"{stage}_{metric}"
             if column in table:
                 series = table[column].dropna()
                 axis.plot(series.index, series.values, marker=".", label=label)
+        axis.set_ylabel(metric)
+        axis.legend()
+    if private:
+        epsilon = axes[2]
+        for column, label, style in (("train_epsilon", "largest over clients", "-"),
+                                     ("train_epsilon_mean", "mean over clients", "--")):
+            if column in table:
+                series = table[column].dropna()
+                series = series[np.isfinite(series)]
+                epsilon.plot(series.index, series.values, style, marker=".", label=label)
+        delta = columns.get("privacy.target_delta")
+        epsilon.set_ylabel(f"epsilon spent (delta = {delta})")
+        if "train_epsilon_mean" in table:
+            epsilon.legend()
+    for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("round")
-        axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
-        axis.legend()
-    columns = run_columns(run_dir)
-    named = [str(columns[group]) for group in ("strategy", "dataset", "partitioner", "model") if group in columns]
+    named = [str(columns[group]) for group in ("strategy", "dataset", "partitioner", "model", "privacy") if group in columns]
     figure.suptitle(" · ".join(named) if named else run_dir.name)
     path = run_dir / FIGURE_FILE
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path
+
+
+def metric_stage(frame: pd.DataFrame, metric: str, stage: str | None = None, clients: bool = False) -> str:
+    """The stage to plot ``metric`` from: ``stage`` if given, else the first that records it.
+
+    Raises ConfigError naming the metrics (or stages) that exist when the choice does not.
+    """
+    rows = frame[frame["client"].notna()] if clients else frame[frame["client"].isna()]
+    kind = "per-client metric" if clients else "metric"
+    stages = sorted(rows["stage"].unique())
+    if stage is not None and stage not in stages:
+        raise ConfigError(f"stage '{stage}' has no {kind}s in these runs; available: {', '.join(stages)}.")
+    candidates = [stage] if stage is not None else [s for s in STAGE_PREFERENCE if s in stages]
+    for candidate in candidates:
+        if metric in set(rows.loc[rows["stage"] == candidate, "metric"]):
+            return candidate
+    scope = rows if stage is None else rows[rows["stage"] == stage]
+    where = "" if stage is None else f" for stage '{stage}'"
+    available = ", ".join(sorted(scope["metric"].unique()))
+    raise ConfigError(f"{kind} '{metric}' is not recorded{where} in these runs; available: {available}.")
+
+
+def config_keys(frame: pd.DataFrame) -> list[str]:
+    """The config columns of ``frame``: those that differ between runs first, then the rest."""
+    keys = [column for column in frame.columns if column not in RUN_COLUMNS]
+    per_run = frame.drop_duplicates("run")[keys]
+    varying = [key for key in keys if per_run[key].astype(str).nunique() > 1]
+    return varying + [key for key in keys if key not in varying]
+
+
+def check_hue(frame: pd.DataFrame, hue: str | None) -> None:
+    """Raise ConfigError, listing some keys that exist, if ``hue`` is not a config key of the runs."""
+    if hue is None or hue in config_keys(frame):
+        return
+    listed = ", ".join(config_keys(frame)[:KEYS_LISTED])
+    raise ConfigError(f"hue '{hue}' is not a config key of these runs; some available keys: {listed}.")
+
+
+def plot_metric(frame: pd.DataFrame, metric: str, stage: str | None = None, hue: str | None = None, axis=None):
+    """Per-round curves of an aggregate metric: the mean over runs of each ``hue`` value, ± std.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        What ``fedsim.results.load`` returns, for one run or many.
+    metric : str
+        A recorded metric, such as ``accuracy``, ``loss`` or ``accuracy_std``.
+    stage : str, optional
+        ``centralized``, ``federated``, ``train`` or ``system``; by default the first of
+        these that records ``metric``.
+    hue : str, optional
+        A config key (``strategy``, ``partitioner.alpha``, ...): one curve per value.
+        Runs sharing a value (such as seeds) are averaged, with a band of one standard
+        deviation across them. Without it, all runs make one curve.
+    axis : matplotlib Axes, optional
+        Where to draw (in a notebook: ``plt.subplots()``'s); by default an axis on a new
+        figure outside pyplot, for ``save_figure``.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    stage = metric_stage(frame, metric, stage)
+    check_hue(frame, hue)
+    if axis is None:
+        axis = _new_axis()
+    rows = frame[(frame["stage"] == stage) & (frame["metric"] == metric) & frame["client"].isna()]
+    groups = rows.groupby(hue, sort=True, dropna=False) if hue else [("all runs", rows)]
+    for value, group in groups:
+        per_run = group.pivot_table(index="round", columns="run", values="value", aggfunc="first")
+        mean, std = per_run.mean(axis=1), per_run.std(axis=1)
+        label = f"{hue}={value}" if hue else value
+        line = axis.plot(mean.index, mean.values, marker=".", label=f"{label} (n={per_run.shape[1]})")[0]
+        if per_run.shape[1] > 1:
+            axis.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set(xlabel="round", ylabel=metric, title=f"{metric} ({stage})")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return axis
+
+
+def plot_client_distribution(frame: pd.DataFrame, metric: str = "accuracy", stage: str = "federated", axis=None):
+    """Box plot per round of every participating client's ``metric`` (pooled over the runs in ``frame``)."""
+    stage = metric_stage(frame, metric, stage, clients=True)
+    if axis is None:
+        axis = _new_axis()
+    rows = frame[(frame["stage"] == stage) & (frame["metric"] == metric) & frame["client"].notna()]
+    rounds = sorted(rows["round"].unique())
+    values = [rows.loc[rows["round"] == r, "value"].to_numpy() for r in rounds]
+    axis.boxplot(values, positions=rounds, widths=0.6)
+    axis.set(xlabel="round", ylabel=f"client {metric}", title=f"client {metric} per round ({stage})")
+    axis.grid(alpha=0.3)
+    return axis
+
+
+def check_figure_path(out: str | Path) -> Path:
+    """``out`` as a Path; ConfigError unless its suffix is a figure format fedsim writes."""
+    out = Path(out)
+    if out.suffix.lower() not in FIGURE_FORMATS:
+        raise ConfigError(f"the figure file must end in {', '.join(FIGURE_FORMATS)} (got '{out}').")
+    return out
+
+
+def save_figure(axis, out: str | Path) -> Path:
+    """Write the figure holding ``axis`` to ``out`` (PNG, PDF or SVG, by its suffix)."""
+    out = check_figure_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    axis.get_figure().savefig(out, dpi=120)
+    return out

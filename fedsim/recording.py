@@ -1,15 +1,38 @@
-"""A strategy wrapper that records every round: per-client and aggregated metrics, time."""
+"""A strategy wrapper that records every round: per-client and aggregated metrics, fairness, bytes, time."""
 
+import math
 import time
 from collections.abc import Callable, Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+import numpy as np
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from fedsim.results import MetricsWriter
 
 Row = tuple[int, str, int | None, str, float]
+WORST_SHARE = 0.1
+
+
+def content_bytes(content: RecordDict) -> int:
+    """Bytes of the arrays a message's content carries: the tensors' data, without serialization overhead."""
+    return sum(
+        math.prod(array.shape) * np.dtype(array.dtype).itemsize
+        for record in content.array_records.values()
+        for array in record.values()
+    )
+
+
+def fairness(accuracies: list[float]) -> dict[str, float]:
+    """Spread of client accuracies: the standard deviation and the mean of the worst 10%.
+
+    The worst 10% are the ``ceil(0.1 * n)`` lowest accuracies, so at least one client.
+    """
+    ordered = sorted(accuracies)  # sums in a fixed order: replies arrive in any order
+    worst = ordered[: math.ceil(WORST_SHARE * len(ordered))]
+    return {"accuracy_std": float(np.std(ordered)), "accuracy_worst10pct": float(np.mean(worst))}
 
 
 class ClientsFailed(RuntimeError):
@@ -21,6 +44,10 @@ class RoundRecorder(Strategy):
 
     A round ends with the centralized evaluation, so ``start`` always evaluates the
     global model on the server with ``evaluate_fn`` and then appends the round's rows.
+    Besides every client's metrics and the strategy's aggregates it records, per stage,
+    the clients sent a message, the partitions that failed (a ``failed`` row each), the
+    array bytes sent down and up, and for federated evaluation the spread of client
+    accuracy (``fairness``).
 
     Parameters
     ----------
@@ -46,6 +73,7 @@ class RoundRecorder(Strategy):
         self.writer = writer
         self.on_round_end = on_round_end
         self._rows: list[Row] = []
+        self._sent: dict[str, list[int]] = {}
         self._round_started = time.perf_counter()
 
     def _record(self, server_round: int, stage: str, client: int | None, metrics: MetricRecord | dict) -> None:
@@ -53,28 +81,49 @@ class RoundRecorder(Strategy):
             if isinstance(value, (int, float)):
                 self._rows.append((server_round, stage, client, name, float(value)))
 
+    def _record_sent(self, server_round: int, stage: str, messages: Iterable[Message]) -> list[Message]:
+        messages = list(messages)
+        self._sent[stage] = [message.metadata.dst_node_id for message in messages]
+        bytes_down = sum(content_bytes(message.content) for message in messages)
+        self._rows.append((server_round, "system", None, f"{stage}_bytes_down", float(bytes_down)))
+        return messages
+
     def _record_replies(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message]:
         replies = list(replies)
-        failures = [reply for reply in replies if reply.has_error()]
-        for reply in replies:
-            if not reply.has_error():
-                client = self.node_partitions[reply.metadata.src_node_id]
-                for record in reply.content.metric_records.values():
-                    self._record(server_round, stage, client, record)
-        self._rows.append((server_round, "system", None, f"{stage}_clients", float(len(replies))))
-        self._rows.append((server_round, "system", None, f"{stage}_failures", float(len(failures))))
-        if replies and len(failures) == len(replies):
-            raise ClientsFailed(
-                f"every client failed in round {server_round} ({stage}); the first error: "
-                f"{failures[0].error.reason}"
-            )
+        answered = [reply for reply in replies if not reply.has_error()]
+        sent = self._sent.pop(stage, [])
+        answered_nodes = {reply.metadata.src_node_id for reply in answered}
+        failed = sorted(self.node_partitions[node] for node in sent if node not in answered_nodes)
+        accuracies = []
+        for reply in answered:
+            client = self.node_partitions[reply.metadata.src_node_id]
+            for record in reply.content.metric_records.values():
+                self._record(server_round, stage, client, record)
+                if "accuracy" in record:
+                    accuracies.append(float(record["accuracy"]))
+        self._rows += [(server_round, stage, client, "failed", 1.0) for client in failed]
+        bytes_up = sum(content_bytes(reply.content) for reply in answered)
+        self._rows += [
+            (server_round, "system", None, f"{stage}_clients", float(len(sent))),
+            (server_round, "system", None, f"{stage}_failures", float(len(failed))),
+            (server_round, "system", None, f"{stage}_bytes_up", float(bytes_up)),
+        ]
+        if stage == "federated" and accuracies:
+            self._record(server_round, stage, None, fairness(accuracies))
+        if sent and not answered:
+            self.writer.write(self._rows)  # the failed partitions stay on record
+            self._rows = []
+            reasons = [reply.error.reason for reply in replies if reply.has_error()] or ["no reply"]
+            raise ClientsFailed(f"every client failed in round {server_round} ({stage}); the first error: {reasons[0]}")
         return replies
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._round_started = time.perf_counter()
-        return self.strategy.configure_train(server_round, arrays, config, grid)
+        return self._record_sent(
+            server_round, "train", self.strategy.configure_train(server_round, arrays, config, grid)
+        )
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -88,7 +137,8 @@ class RoundRecorder(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+        messages = self.strategy.configure_evaluate(server_round, arrays, config, grid)
+        return self._record_sent(server_round, "federated", messages)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = self._record_replies(server_round, "federated", replies)

@@ -11,8 +11,9 @@ from fedsim.apps import build_client_app, build_server_app, load_federation
 from fedsim.config import validate
 from fedsim.instantiate import build
 from fedsim.models import build_model
+from fedsim.privacy import plan_privacy
 from fedsim.plots import plot_run
-from fedsim.results import save_config
+from fedsim.results import record_failure, save_config, write_status
 from fedsim.terminal import RoundPrinter
 
 
@@ -30,20 +31,42 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
     """Run the simulation ``cfg`` describes and write its results into ``run_dir``.
 
     Every value is checked (``ConfigError`` with one sentence) and the data, partitions
-    and model are prepared before any training starts.
+    and model are prepared before any training starts. ``status.yaml`` in ``run_dir``
+    says whether the run is running, completed or failed (with the reason); a failure
+    is recorded and then raised again.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    try:
+        summary = _run(cfg, run_dir, choices or {}, quiet, started)
+    except Exception as error:
+        record_failure(run_dir, error, time.perf_counter() - started)
+        raise
+    write_status(run_dir, "completed", seconds=round(summary.seconds, 3))
+    return summary
+
+
+def _run(cfg: DictConfig, run_dir: Path, choices: dict[str, str], quiet: bool, started: float) -> RunSummary:
     logging.getLogger("flwr").setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     validate(cfg)
     federation = load_federation(cfg)
-    build_model(cfg.model, federation.data.input_shape, federation.data.num_classes, cfg.seed)
+    model = build_model(cfg.model, federation.data.input_shape, federation.data.num_classes, cfg.seed)
+    plan_privacy(cfg, federation, model)  # the privacy checks that need the data, before any engine starts
     engine = build(cfg.engine)
 
-    save_config(run_dir, OmegaConf.to_container(cfg, resolve=True), choices or {})
+    save_config(run_dir, OmegaConf.to_container(cfg, resolve=True), choices)
+    write_status(run_dir, "running")
     printer = RoundPrinter(cfg.num_rounds, quiet=quiet)
-    server_app = build_server_app(cfg, run_dir, printer.round_finished)
-    engine.run(server_app, build_client_app(cfg), cfg.num_clients)
+    logger = build(cfg.logger, run_dir=run_dir)
+
+    def round_finished(server_round: int, metrics: dict[str, float]) -> None:
+        printer.round_finished(server_round, metrics)
+        logger.log(server_round, metrics)
+
+    try:
+        engine.run(build_server_app(cfg, run_dir, round_finished), build_client_app(cfg), cfg.num_clients)
+    finally:
+        logger.close()
 
     summary = RunSummary(run_dir=run_dir, final=printer.last, seconds=time.perf_counter() - started)
     summary.figure = plot_run(run_dir)

@@ -1,5 +1,7 @@
 """Local training and evaluation loops run by every client and by the server's evaluation."""
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -14,11 +16,19 @@ def train_locally(
     batch_size: int,
     lr: float,
     seed: int,
+    correct_gradients: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Plain minibatch SGD on (x, y); the data order of every epoch is drawn from ``seed``.
 
     The update is written out rather than taken from ``torch.optim``, whose import
     alone costs seconds of start-up.
+
+    ``correct_gradients(parameters, gradients)``, if given, adjusts each minibatch's
+    gradients before the step: the hook an algorithm's client half uses (FedProx's
+    proximal term, SCAFFOLD's control variates). ``augment(inputs, generator)``, if
+    given, transforms each minibatch's inputs with draws from the data-order generator,
+    so augmented training stays reproducible.
 
     Returns the mean training loss and accuracy over all examples seen (``loss``,
     ``accuracy``) and the number of optimizer steps taken (``num-steps``).
@@ -28,15 +38,21 @@ def train_locally(
     model.train()
     total_loss, correct, seen, steps = 0.0, 0, 0, 0
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # dropout and other in-model randomness, without leaking out
+        # dropout and other in-model randomness, without leaking out (CPU generator only:
+        # torch.manual_seed also seeds every accelerator backend and costs far more)
+        torch.default_generator.manual_seed(seed)
         for _ in range(epochs):
             order = torch.randperm(len(y), generator=generator)
             for start in range(0, len(y), batch_size):
                 batch = order[start : start + batch_size]
                 inputs, targets = x[batch], y[batch]
+                if augment is not None:
+                    inputs = augment(inputs, generator)
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
                 gradients = torch.autograd.grad(loss, parameters)
+                if correct_gradients is not None:
+                    gradients = correct_gradients(parameters, gradients)
                 with torch.no_grad():
                     for parameter, gradient in zip(parameters, gradients):
                         parameter.add_(gradient, alpha=-lr)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 TINY = ["num_clients=4", "num_rounds=2", "client.local_epochs=1"]
 
@@ -42,3 +43,6 @@ def test_bad_input_gives_one_clear_sentence_and_a_nonzero_exit(tmp_path, overrid
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "run" / "metrics.csv").exists()
+    if result.returncode == 2:
+        status = yaml.safe_load((tmp_path / "run" / "status.yaml").read_text())
+        assert status["status"] == "failed" and message in status["reason"]

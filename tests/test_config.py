@@ -12,13 +12,28 @@ from fedsim.data import FederatedData
 from fedsim.instantiate import build
 from fedsim.models import build_model
 from tests.conftest import compose_config
+from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
 
-GROUPS = ["dataset", "partitioner", "model", "strategy", "privacy", "engine"]
+GROUPS = ["dataset", "partitioner", "model", "strategy", "privacy", "engine", "logger"]
 
 # Options that need companions to make sense; everything else composes with the defaults.
 COMPANIONS = {
     ("partitioner", "natural"): ["dataset=synthetic", "dataset.num_users=5"],
     ("dataset", "synthetic"): ["model=logreg"],
+    ("dataset", "mnist1d"): ["dataset.num_samples=500"],
+    ("dataset", "shakespeare"): ["model=lstm", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
+    ("dataset", "cifar10"): ["partitioner=iid", "model=resnet18"],
+    ("dataset", "femnist"): ["partitioner=natural", "num_clients=6"],
+    ("model", "cnn1d"): ["dataset=mnist1d", "dataset.num_samples=500"],
+    ("model", "lstm"): ["dataset=shakespeare", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
+}
+
+# Hub options read local parquet files with the hub dataset's schema: tests download nothing.
+LOCAL_HUB_FILES = {
+    "huggingface": None,  # the digits_parquet fixture (ylecun/mnist's schema)
+    "mnist": None,
+    "cifar10": write_cifar10_parquet,
+    "femnist": write_femnist_parquet,
 }
 
 
@@ -39,10 +54,12 @@ def test_every_group_has_options():
 
 
 @pytest.mark.parametrize(("group", "option"), all_options(), ids=lambda v: v)
-def test_option_composes_validates_and_instantiates(group, option, digits_parquet):
+def test_option_composes_validates_and_instantiates(group, option, digits_parquet, tmp_path):
     overrides = [f"{group}={option}", *COMPANIONS.get((group, option), [])]
-    if (group, option) == ("dataset", "huggingface"):
-        overrides += ["dataset.path=parquet", f"dataset.data_files={digits_parquet}".replace("'", "")]
+    if group == "dataset" and option in LOCAL_HUB_FILES:
+        write = LOCAL_HUB_FILES[option]
+        files = digits_parquet if write is None else write(tmp_path)
+        overrides += ["dataset.path=parquet", f"dataset.data_files={files}".replace("'", "")]
     cfg = compose_config(*overrides)
     validate(cfg)
 
@@ -53,7 +70,8 @@ def test_option_composes_validates_and_instantiates(group, option, digits_parque
     assert sum(p.numel() for p in model.parameters()) > 0
     assert isinstance(build_strategy(cfg), Strategy)
     assert callable(build(cfg.engine).run)
-    assert cfg.privacy.mechanism == "none"
+    build(cfg.logger, run_dir=tmp_path).close()
+    assert cfg.privacy.mechanism == (option if group == "privacy" else "none")
 
 
 def test_schema_rejects_a_value_of_the_wrong_type():
@@ -80,6 +98,7 @@ def test_interpolations_follow_the_top_level_keys():
         (["num_rounds=0"], "num_rounds must be at least 1"),
         (["num_clients=0", "clients_per_round=1"], "num_clients must be at least 1"),
         (["client.lr=0"], "client.lr must be greater than 0"),
+        (["stragglers=1.5"], "stragglers must be a fraction in [0, 1]"),
         (["client.batch_size=0"], "client.batch_size must be at least 1"),
         (["client.local_epochs=0"], "client.local_epochs must be at least 1"),
         (["client.eval_fraction=1.0"], "client.eval_fraction must be strictly between 0 and 1"),
@@ -91,6 +110,16 @@ def test_interpolations_follow_the_top_level_keys():
         (["strategy=fedadam", "strategy.beta_1=1.0"], "strategy.beta_1 must be in [0, 1)"),
         (["strategy=fedavgm", "strategy.server_momentum=-0.1"], "strategy.server_momentum must be in [0, 1)"),
         (["engine=ray", "engine.client_resources.num_cpus=0"], "engine.client_resources.num_cpus must be greater than 0"),
+        (["strategy=fedprox", "strategy.proximal_mu=-1"], "strategy.proximal_mu must be at least 0"),
+        (["strategy=fedtrimmedavg", "strategy.beta=0.5"], "strategy.beta (the trimmed fraction) must be in [0, 0.5)"),
+        (["strategy=krum", "strategy.num_malicious_nodes=2"],
+         "strategy.num_malicious_nodes=2 needs clients_per_round >= 2 * num_malicious_nodes + 3 (Blanchard et al. 2017) = 7 (got 5)"),
+        (["strategy=bulyan", "strategy.num_malicious_nodes=1"],
+         "strategy.num_malicious_nodes=1 needs clients_per_round >= 4 * num_malicious_nodes + 3 (El Mhamdi et al. 2018) = 7 (got 5)"),
+        (["strategy=multikrum", "strategy.num_nodes_to_select=6"],
+         "strategy.num_nodes_to_select must be between 1 and clients_per_round - num_malicious_nodes = 5"),
+        (["strategy=qfedavg", "strategy.client_learning_rate=0"], "strategy.client_learning_rate must be greater than 0"),
+        (["strategy=fedavgm", "strategy.server_learning_rate=0"], "strategy.server_learning_rate must be greater than 0"),
     ],
 )
 def test_out_of_range_values_fail_with_one_sentence(overrides, message):

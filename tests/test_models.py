@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from fedsim.config import ConfigError
-from fedsim.models import CNN, MLP, LogisticRegression, build_model
+from fedsim.models import CNN, CNN1D, MLP, CharLSTM, LogisticRegression, ResNet18, build_model
 from tests.conftest import compose_config
 
 IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28)]
@@ -182,3 +182,48 @@ def test_every_shipped_model_option_builds_for_digits(option, model_class):
             build_model(model_cfg, (60,), 10, seed=0)
     else:
         assert build_model(model_cfg, (60,), 10, seed=0)(torch.zeros(3, 60)).shape == (3, 10)
+
+
+# --- models for MNIST-1D, Shakespeare and CIFAR-10 -----------------------------------------
+
+
+def test_cnn1d_on_mnist1d_has_5210_parameters():
+    # conv k5, 1 -> 25:  5*1*25 + 25  =   150   (length 40 -> (40+2-5)//2+1 = 19)
+    # conv k3, 25 -> 25: 3*25*25 + 25 = 1,900   (19 -> 10)
+    # conv k3, 25 -> 25: 3*25*25 + 25 = 1,900   (10 -> 5)
+    # linear 25*5 -> 10: 125*10 + 10  = 1,260
+    # total                           = 5,210
+    model = CNN1D((40,), num_classes=10)
+    assert num_parameters(model) == 5_210
+    assert model(torch.randn(3, 40)).shape == (3, 10)
+    assert CNN1D((2, 40), num_classes=10)(torch.randn(3, 2, 40)).shape == (3, 10)
+
+
+def test_leaf_lstm_has_819920_parameters_and_takes_token_ids():
+    # embedding 80 x 8                          =     640
+    # LSTM layer 1: 4*256*(8 + 256) + 2*4*256   = 272,384 (torch keeps two bias vectors)
+    # LSTM layer 2: 4*256*(256 + 256) + 2*4*256 = 526,336
+    # linear 256 -> 80: 256*80 + 80             =  20,560
+    # total                                     = 819,920
+    model = CharLSTM((80,), num_classes=80)
+    assert num_parameters(model) == 819_920
+    assert model(torch.randint(0, 80, (4, 80))).shape == (4, 80)
+
+
+def test_build_model_feeds_the_lstm_token_ids():
+    model = build_model(compose_config("model=lstm", tiny=False).model, (80,), 80, seed=0)
+    assert isinstance(model, CharLSTM)
+    with pytest.raises(ConfigError, match=r"CharLSTM.*\(1, 8, 8\)"):
+        build_model(compose_config("model=lstm", tiny=False).model, (1, 8, 8), 10, seed=0)
+
+
+def test_resnet18_has_11173962_parameters_and_only_groupnorm():
+    # the CIFAR ResNet-18 (3x3 stem, no max pooling): 11,173,962 parameters with BatchNorm,
+    # and GroupNorm has the same per-channel weight and bias
+    model = ResNet18((3, 32, 32), num_classes=10)
+    assert num_parameters(model) == 11_173_962
+    norms = [m for m in model.modules() if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d))]
+    assert norms and all(isinstance(m, nn.GroupNorm) and m.num_groups == 2 for m in norms)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="num_groups=3"):
+        ResNet18((3, 32, 32), 10, num_groups=3)

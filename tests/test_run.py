@@ -1,5 +1,6 @@
 """End-to-end runs: results on disk, reproducibility, and the same numbers on every engine."""
 
+import math
 import random
 
 import numpy as np
@@ -7,7 +8,9 @@ import pandas as pd
 import pytest
 
 from fedsim.apps import build_client_app, build_server_app
+from fedsim.config import ConfigError
 from fedsim.engines import LocalEngine
+from fedsim.models import build_model
 from fedsim.results import load, round_table
 from fedsim.runner import run
 from tests.conftest import compose_config
@@ -30,7 +33,7 @@ def local_run(tmp_path_factory):
 
 def test_a_run_writes_config_metrics_model_and_figure(local_run):
     _, summary = local_run
-    for name in ("config.yaml", "choices.yaml", "metrics.csv", "model.pt", "rounds.png"):
+    for name in ("config.yaml", "choices.yaml", "status.yaml", "metrics.csv", "model.pt", "rounds.png"):
         assert (summary.run_dir / name).is_file(), name
     table = round_table(load(summary.run_dir))
     assert list(table.index) == [0, 1, 2]
@@ -72,8 +75,35 @@ def test_load_flattens_config_and_choices_into_columns(local_run):
     assert (frame["client.lr"] == 0.05).all()
 
 
+def test_fairness_rows_summarize_the_evaluated_clients(local_run):
+    _, summary = local_run
+    frame = load(summary.run_dir)
+    for server_round in (1, 2):
+        rows = frame[(frame["round"] == server_round) & (frame["stage"] == "federated")]
+        accuracies = rows[(rows["metric"] == "accuracy") & rows["client"].notna()]["value"].sort_values()
+        aggregate = rows[rows["client"].isna()].set_index("metric")["value"]
+        assert len(accuracies) == 3
+        mean = accuracies.mean()
+        expected_std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / 3)
+        assert aggregate["accuracy_std"] == pytest.approx(expected_std, rel=1e-12)
+        assert aggregate["accuracy_worst10pct"] == accuracies.iloc[0]  # ceil(0.1 * 3) = 1 client
+
+
+def test_bytes_per_round_count_the_model_once_per_message(local_run):
+    cfg, summary = local_run
+    model = build_model(cfg.model, (64,), 10, 0)
+    model_bytes = sum(tensor.numel() * 4 for tensor in model.state_dict().values())  # float32
+    assert model_bytes == (64 * 200 + 200 + 200 * 200 + 200 + 200 * 10 + 10) * 4
+    system = round_table(load(summary.run_dir)).loc[1:]
+    assert (system["system_train_bytes_down"] == 4 * model_bytes).all()
+    assert (system["system_train_bytes_up"] == 4 * model_bytes).all()
+    assert (system["system_federated_bytes_down"] == 3 * model_bytes).all()
+    assert (system["system_federated_bytes_up"] == 0).all()  # evaluation replies carry metrics only
+    assert (system["system_train_failures"] == 0).all()
+
+
 def test_load_of_a_folder_without_a_run_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no fedsim run"):
+    with pytest.raises(ConfigError, match="no fedsim run in"):
         load(tmp_path)
 
 
@@ -118,6 +148,23 @@ def test_ray_engine_gives_the_local_engine_numbers(local_run, tmp_path):
     local, ray = metric_values(summary.run_dir), metric_values(tmp_path)
     assert local.index.equals(ray.index)
     np.testing.assert_allclose(ray.values, local.values, rtol=0, atol=1e-6)
+
+
+def test_tensorboard_logger_writes_the_aggregate_metrics_of_every_round(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(compose_config("num_clients=4", "logger=tensorboard"), tmp_path, quiet=True)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    table = round_table(load(tmp_path))
+    expected_tags = {column.replace("_", "/", 1) for column in table.columns}
+    assert set(events.Tags()["scalars"]) == expected_tags
+    for column in ("centralized_accuracy", "federated_loss", "federated_accuracy_std", "system_train_bytes_down"):
+        logged = {event.step: event.value for event in events.Scalars(column.replace("_", "/", 1))}
+        recorded = table[column].dropna()
+        assert sorted(logged) == list(recorded.index)
+        np.testing.assert_allclose([logged[r] for r in recorded.index], recorded.values, rtol=1e-6)
 
 
 def test_the_embedded_default_reaches_its_accuracy(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from fedsim.config import dataset, engine, model, partitioner, privacy, strategy
+from fedsim.config import dataset, engine, logger, model, partitioner, privacy, strategy
 from fedsim.config.checks import ConfigError, require
 
 GROUPS = {
@@ -20,6 +20,7 @@ GROUPS = {
     "strategy": strategy,
     "privacy": privacy,
     "engine": engine,
+    "logger": logger,
 }
 
 
@@ -39,13 +40,18 @@ class Config:
     clients_per_round: int = 20
     eval_clients_per_round: int = 20
     client: ClientConfig = field(default_factory=ClientConfig)
+    stragglers: float = 0.0
+    drop_stragglers: bool = False
+    centralized_train_metrics: bool = False
     verbose: bool = False
+    quiet: bool | None = None
     dataset: Any = MISSING
     partitioner: Any = MISSING
     model: Any = MISSING
     strategy: Any = MISSING
     privacy: Any = MISSING
     engine: Any = MISSING
+    logger: Any = MISSING
 
 
 def register_schemas() -> None:
@@ -79,6 +85,7 @@ def validate(cfg: DictConfig) -> None:
         0 < client.eval_fraction < 1,
         f"client.eval_fraction must be strictly between 0 and 1 (got {client.eval_fraction}).",
     )
+    require(0 <= cfg.stragglers <= 1, f"stragglers must be a fraction in [0, 1] (got {cfg.stragglers}).")
     for group, module in GROUPS.items():
         module.validate(cfg[group], cfg)
 

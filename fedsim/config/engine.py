@@ -17,6 +17,7 @@ class ClientResources:
 @dataclass
 class LocalEngineConfig:
     _target_: str = "fedsim.engines.LocalEngine"
+    workers: int = 0
 
 
 @dataclass
@@ -34,6 +35,11 @@ SCHEMAS: dict[str, type] = {
 
 def validate(engine: DictConfig, cfg: DictConfig) -> None:
     """Check the values of the engine option."""
+    if "workers" in engine:
+        require(
+            engine.workers >= 0,
+            f"engine.workers must be at least 0, where 0 runs the clients in this process (got {engine.workers}).",
+        )
     if "client_resources" in engine:
         resources = engine.client_resources
         require(

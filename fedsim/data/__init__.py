@@ -4,18 +4,26 @@ import datasets
 
 datasets.disable_progress_bars()
 
+from fedsim.data.augmentation import RandomCropFlip
 from fedsim.data.dataset import FederatedData
+from fedsim.data.fashion_mnist import load_fashion_mnist
 from fedsim.data.federation import ClientData, Federation
 from fedsim.data.loaders import load_digits, load_huggingface, load_synthetic
+from fedsim.data.mnist1d import load_mnist1d
 from fedsim.data.partitioners import QuantitySkewPartitioner, build_partitioner
+from fedsim.data.shakespeare import load_shakespeare
 
 __all__ = [
     "ClientData",
     "FederatedData",
     "Federation",
     "QuantitySkewPartitioner",
+    "RandomCropFlip",
     "build_partitioner",
     "load_digits",
+    "load_fashion_mnist",
     "load_huggingface",
+    "load_mnist1d",
+    "load_shakespeare",
     "load_synthetic",
 ]

@@ -1,10 +1,13 @@
 """A dataset as fedsim sees it: Hugging Face splits plus what a model needs to know."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import datasets
 import numpy as np
 import torch
+
+TOKEN_DTYPE = "int64"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,15 @@ class FederatedData:
         Features are divided by this (255 for 8-bit images).
     natural_id_column : str | None
         Column naming the natural owner of each example (a user, a writer), if any.
+    input_dtype : str (default: "float32")
+        ``"float32"`` for real-valued features, ``"int64"`` for token ids (a character
+        or word index), which are passed on as they are: no scaling, no normalization.
+    mean, std : tuple[float, ...] | None
+        Per-channel normalization applied after scaling, ``(x - mean) / std``; one value
+        per channel (the first axis of ``input_shape``) or a single value.
+    augmentation : Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
+        A random transform of a batch of training inputs, drawn anew for every batch
+        (e.g. random crops and flips); never applied to evaluation data.
     """
 
     train: datasets.Dataset
@@ -38,16 +50,37 @@ class FederatedData:
     num_classes: int
     feature_scale: float = 1.0
     natural_id_column: str | None = None
+    input_dtype: str = "float32"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    augmentation: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
     def to_tensors(self, split: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (float32, ``input_shape`` per example) and labels (int64) of ``split``."""
+        """Model inputs (``input_dtype``, ``input_shape`` per example) and labels (int64) of ``split``.
+
+        Scaling and normalization happen here, on the way from the stored (raw) columns
+        to the tensors, so the datasets themselves are never rewritten or copied.
+        """
         columns = split.with_format("numpy")[:]
+        y = np.asarray(columns[self.label_column], dtype=np.int64)
+        if self.input_dtype == TOKEN_DTYPE:
+            x = np.asarray(columns[self.feature_columns[0]], dtype=np.int64)
+            return torch.from_numpy(np.ascontiguousarray(x.reshape(len(split), *self.input_shape))), torch.from_numpy(y)
         x = features_array(columns, self.feature_columns) / np.float32(self.feature_scale)
         if x.ndim == 4:  # colour images arrive height x width x channels
             x = x.transpose(0, 3, 1, 2)
         x = np.ascontiguousarray(x.reshape(len(split), *self.input_shape))
-        y = np.asarray(columns[self.label_column], dtype=np.int64)
+        if self.mean is not None:
+            x = normalize(x, self.mean, self.std)
         return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def normalize(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """``(x - mean) / std`` per channel (axis 1 of the batch ``x``), in float32."""
+    extra_axes = (1,) * (x.ndim - 2)
+    mean_array = np.asarray(mean, dtype=np.float32).reshape(1, -1, *extra_axes)
+    std_array = np.asarray(std, dtype=np.float32).reshape(1, -1, *extra_axes)
+    return (x - mean_array) / std_array
 
 
 def features_array(columns: dict, feature_columns: list[str]) -> np.ndarray:

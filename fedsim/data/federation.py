@@ -1,5 +1,6 @@
 """The clients' data: one partition per client, turned into tensors when first asked for."""
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -7,6 +8,8 @@ import torch
 from flwr_datasets.partitioner import Partitioner
 
 from fedsim.data.dataset import FederatedData
+
+DEFAULT_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,19 @@ class ClientData:
     eval_x: torch.Tensor
     eval_y: torch.Tensor
 
+    @property
+    def num_bytes(self) -> int:
+        tensors = (self.train_x, self.train_y, self.eval_x, self.eval_y)
+        return sum(t.element_size() * t.nelement() for t in tensors)
+
 
 class Federation:
     """Partitions of a dataset's training split, materialized per client on demand.
+
+    Materialized clients are kept in a least-recently-used cache bounded by bytes, so
+    memory follows the clients a run touches, not the clients in the federation:
+    a small federation stays cached whole (re-materializing a client costs about as
+    much as one local epoch of a small model), a large one keeps its recent clients.
 
     Parameters
     ----------
@@ -33,32 +46,56 @@ class Federation:
         example, at most all but one).
     seed : int
         Seed of the train/evaluation split inside each partition.
+    cache_bytes : int (default: 256 MiB)
+        Most bytes of client tensors kept cached; the most recent client is always kept.
     """
 
     def __init__(
-        self, data: FederatedData, partitioner: Partitioner, eval_fraction: float, seed: int
+        self,
+        data: FederatedData,
+        partitioner: Partitioner,
+        eval_fraction: float,
+        seed: int,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.data = data
         self.partitioner = partitioner
         self.eval_fraction = eval_fraction
         self.seed = seed
-        self._clients: dict[int, ClientData] = {}
+        self.cache_bytes = cache_bytes
+        self._clients: OrderedDict[int, ClientData] = OrderedDict()
+        self._cached_bytes = 0
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def num_clients(self) -> int:
         return self.partitioner.num_partitions
 
+    @property
+    def cached_clients(self) -> list[int]:
+        """Partition ids whose tensors are cached, least recently used first."""
+        return list(self._clients)
+
     def client(self, partition_id: int) -> ClientData:
-        """The tensors of client ``partition_id`` (cached after the first call)."""
-        if partition_id not in self._clients:
-            x, y = self.data.to_tensors(self.partitioner.load_partition(partition_id))
-            rng = np.random.default_rng([self.seed, partition_id])
-            order = torch.from_numpy(rng.permutation(len(y)))
-            num_eval = min(len(y) - 1, max(1, round(self.eval_fraction * len(y))))
-            train, evaluate = order[num_eval:], order[:num_eval]
-            self._clients[partition_id] = ClientData(x[train], y[train], x[evaluate], y[evaluate])
-        return self._clients[partition_id]
+        """The tensors of client ``partition_id`` (cached while the cache has room)."""
+        if partition_id in self._clients:
+            self._clients.move_to_end(partition_id)
+            return self._clients[partition_id]
+        client = self._materialize(partition_id)
+        self._clients[partition_id] = client
+        self._cached_bytes += client.num_bytes
+        while self._cached_bytes > self.cache_bytes and len(self._clients) > 1:
+            _, evicted = self._clients.popitem(last=False)
+            self._cached_bytes -= evicted.num_bytes
+        return client
+
+    def _materialize(self, partition_id: int) -> ClientData:
+        x, y = self.data.to_tensors(self.partitioner.load_partition(partition_id))
+        rng = np.random.default_rng([self.seed, partition_id])
+        order = torch.from_numpy(rng.permutation(len(y)))
+        num_eval = min(len(y) - 1, max(1, round(self.eval_fraction * len(y))))
+        train, evaluate = order[num_eval:], order[:num_eval]
+        return ClientData(x[train], y[train], x[evaluate], y[evaluate])
 
     def test_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The held-out test split, for centralized evaluation."""

@@ -6,6 +6,7 @@ import datasets
 import numpy as np
 
 from fedsim.config import ConfigError
+from fedsim.data.augmentation import RandomCropFlip
 from fedsim.data.dataset import FederatedData, features_array, infer_input_shape
 from fedsim.data.synthetic import generate_synthetic
 
@@ -72,6 +73,9 @@ def load_huggingface(
     label_column: str = "label",
     natural_id_column: str | None = None,
     feature_scale: float = 1.0,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    augment: bool = False,
     seed: int = 0,
 ) -> FederatedData:
     """A dataset from the Hugging Face hub (``path="ylecun/mnist"``) or from local files.
@@ -79,6 +83,13 @@ def load_huggingface(
     Local files go through the same ``datasets.load_dataset`` call as hub names, with a
     builder as ``path`` (``"parquet"``, ``"csv"``) and ``data_files``. Without a test
     split, ``test_fraction`` of the training split is held out.
+
+    flwr-datasets' ``FederatedDataset`` would add nothing here: it calls the same
+    ``load_dataset`` and hands the split to a partitioner, which ``build_partitioner``
+    does for every dataset, hub or not.
+
+    ``mean`` and ``std`` normalize each channel after ``feature_scale``; ``augment``
+    adds random crops (4 pixels) and horizontal flips to training batches of images.
     """
     _check_local_files(data_files)
     try:
@@ -108,15 +119,26 @@ def load_huggingface(
         num_classes = label_feature.num_classes
     else:
         num_classes = int(max(max(train[label_column]), max(test[label_column]))) + 1
+    input_shape = infer_input_shape(first)
+    if mean is not None and len(mean) not in (1, input_shape[0]):
+        raise ConfigError(
+            f"dataset.mean: give one value or one per channel ({input_shape[0]} for input shape "
+            f"{input_shape}), not {len(mean)}."
+        )
+    if augment and len(input_shape) != 3:
+        raise ConfigError(f"dataset.augment: random crops and flips need images, not input shape {input_shape}.")
     return FederatedData(
         train=train,
         test=test,
         feature_columns=list(feature_columns),
         label_column=label_column,
-        input_shape=infer_input_shape(first),
+        input_shape=input_shape,
         num_classes=num_classes,
         feature_scale=feature_scale,
         natural_id_column=natural_id_column,
+        mean=None if mean is None else tuple(mean),
+        std=None if std is None else tuple(std),
+        augmentation=RandomCropFlip() if augment else None,
     )
 
 

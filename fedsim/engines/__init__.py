@@ -2,5 +2,6 @@
 
 from fedsim.engines.local import LocalEngine, LocalGrid
 from fedsim.engines.ray import RayEngine
+from fedsim.engines.workers import WorkerPool
 
-__all__ = ["LocalEngine", "LocalGrid", "RayEngine"]
+__all__ = ["LocalEngine", "LocalGrid", "RayEngine", "WorkerPool"]

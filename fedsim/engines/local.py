@@ -1,15 +1,18 @@
 """The local engine: an in-process Flower Grid that hands each Message to the ClientApp."""
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from uuid import uuid4
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
+
+from fedsim.engines.replies import run_client_app
+from fedsim.engines.workers import WorkerPool
 
 SERVER_NODE_ID = 0
 
@@ -18,13 +21,15 @@ class LocalGrid(Grid):
     """A Grid whose nodes live in this process.
 
     Each node has a random id (as in Flower's simulation), a ``Context`` kept between
-    rounds, and ``partition-id``/``num-partitions`` in its node config. Pushing a
-    message runs the ClientApp on it at once; a ClientApp exception becomes an error
-    reply, as it would from a real SuperNode.
+    rounds, and ``partition-id``/``num-partitions`` in its node config. Pushing
+    messages runs the ClientApp on them at once: here, one after the other, or spread
+    over ``workers``, which send each node's updated Context back with its reply. A
+    ClientApp exception becomes an error reply, as it would from a real SuperNode.
     """
 
-    def __init__(self, client_app: ClientApp, num_nodes: int, run: Run) -> None:
+    def __init__(self, client_app: ClientApp, num_nodes: int, run: Run, workers: WorkerPool | None = None) -> None:
         self.client_app = client_app
+        self.workers = workers
         self._run = run
         self.contexts: dict[int, Context] = {}
         while len(self.contexts) < num_nodes:
@@ -56,21 +61,25 @@ class LocalGrid(Grid):
         return list(self.contexts)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        messages = list(messages)
         message_ids = []
         for message in messages:
             message_id = str(uuid4())
             message.metadata.__dict__["_message_id"] = message_id
-            self._replies[message_id] = self._handle(message)
             message_ids.append(message_id)
+        for message_id, reply in zip(message_ids, self._handle(messages)):
+            self._replies[message_id] = reply
         return message_ids
 
-    def _handle(self, message: Message) -> Message:
-        context = self.contexts[message.metadata.dst_node_id]
-        try:
-            return self.client_app(message, context)
-        except Exception as error:  # pylint: disable=broad-exception-caught
-            reason = f"{type(error).__name__}: {error}"
-            return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message)
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        tasks = [(message, self.contexts[message.metadata.dst_node_id]) for message in messages]
+        if self.workers is None or len(tasks) < 2:
+            return [run_client_app(self.client_app, message, context) for message, context in tasks]
+        replies = []
+        for (message, _), (reply, context) in zip(tasks, self.workers.run(tasks)):
+            self.contexts[message.metadata.dst_node_id] = context
+            replies.append(reply)
+        return replies
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(message_id) for message_id in message_ids if message_id in self._replies]
@@ -80,7 +89,19 @@ class LocalGrid(Grid):
 
 
 class LocalEngine:
-    """Run a ServerApp against ``num_nodes`` in-process nodes of a ClientApp. No Ray."""
+    """Run a ServerApp against ``num_nodes`` nodes of a ClientApp in this process. No Ray.
+
+    Parameters
+    ----------
+    workers : int (default: 0)
+        Worker processes that run the clients of a round side by side, started for
+        the run and stopped when it ends; 0 runs every client in this process, one
+        after the other. Either way torch uses one intra-op thread per process during
+        the run, so both give the same numbers.
+    """
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers
 
     def run(self, server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
         run = Run.create_empty(run_id=secrets.randbits(63))
@@ -88,6 +109,26 @@ class LocalEngine:
         TaskIdentity.task_id = 1
         TaskIdentity.run_id = run.run_id
         TaskIdentity.node_id = SERVER_NODE_ID
-        grid = LocalGrid(client_app, num_nodes, run)
-        context = Context(run_id=run.run_id, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config={})
-        server_app(grid, context)
+        with one_torch_thread(), WorkerPool(client_app, self.workers) if self.workers else nullcontext() as workers:
+            grid = LocalGrid(client_app, num_nodes, run, workers)
+            context = Context(run_id=run.run_id, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config={})
+            server_app(grid, context)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch with one intra-op thread, as every worker does, then restore the setting.
+
+    Clients then compute the same bits whether they run here or in workers (the
+    thread count changes the order of floating-point sums), and small models run
+    faster: on two cores a second intra-op thread made W1's rounds several times
+    slower (see benchmarks/README.md).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

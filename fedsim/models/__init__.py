@@ -2,5 +2,7 @@
 
 from fedsim.models.classic import CNN, MLP, LogisticRegression
 from fedsim.models.building import build_model
+from fedsim.models.resnet import ResNet18
+from fedsim.models.sequence import CNN1D, CharLSTM
 
-__all__ = ["CNN", "MLP", "LogisticRegression", "build_model"]
+__all__ = ["CNN", "CNN1D", "CharLSTM", "MLP", "LogisticRegression", "ResNet18", "build_model"]

@@ -13,6 +13,8 @@ def build_model(
 ) -> nn.Module:
     """Instantiate ``model_cfg`` with weights drawn from ``seed`` and check one forward pass.
 
+    A model that takes token ids rather than real values says so with an
+    ``input_dtype`` attribute (``torch.int64``); the check feeds it that type.
     The global torch random state is left as it was.
     """
     name = model_cfg._target_.rsplit(".", 1)[-1]
@@ -21,7 +23,7 @@ def build_model(
         try:
             model = build(model_cfg, input_shape=tuple(input_shape), num_classes=num_classes)
             with torch.no_grad():
-                out = model(torch.zeros(2, *input_shape))
+                out = model(torch.zeros(2, *input_shape, dtype=getattr(model, "input_dtype", torch.float32)))
         except (ValueError, RuntimeError) as error:
             raise ConfigError(
                 f"model {name} does not fit the dataset's input shape {tuple(input_shape)}: {error}."

@@ -39,7 +39,8 @@ class CNN(nn.Module):
     """Two 5x5 convolutions with 2x2 max pooling, one dense layer, softmax output.
 
     Needs image input of shape (channels, height, width); 'same' padding keeps any
-    height and width of at least 4 usable.
+    height and width of at least 4 usable. ``batch_norm`` adds BatchNorm after each
+    convolution (for FedBN).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class CNN(nn.Module):
         num_classes: int,
         channels: list[int] = (32, 64),
         hidden_size: int = 512,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
@@ -62,11 +64,10 @@ class CNN(nn.Module):
             )
         layers: list[nn.Module] = []
         for out_channels in channels:
-            layers += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=5, padding=2),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
+            layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=5, padding=2))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers += [nn.ReLU(), nn.MaxPool2d(2)]
             in_channels = out_channels
             height, width = height // 2, width // 2
         self.features = nn.Sequential(*layers)

@@ -333,3 +333,28 @@ def test_synthetic_through_the_config():
     raw = generate_synthetic(0.0, 0.0, num_users=4, seed=5)
     assert sorted(set(data.train["user"])) == [0, 1, 2, 3]
     assert len(data.train) + len(data.test) == len(raw.y)
+
+
+# --- FederatedData.to_tensors: token ids and normalization ----------------------------------
+
+
+def test_token_ids_pass_through_unscaled_as_int64():
+    from fedsim.data import FederatedData
+
+    split = datasets.Dataset.from_dict({"x": np.array([[3, 79, 0], [1, 2, 3]], dtype=np.uint8), "label": [5, 6]})
+    data = FederatedData(split, split, ["x"], "label", (3,), 80, feature_scale=255.0, input_dtype="int64")
+    x, y = data.to_tensors(split)
+    assert str(x.dtype) == "torch.int64"
+    assert x.tolist() == [[3, 79, 0], [1, 2, 3]] and y.tolist() == [5, 6]
+
+
+def test_normalization_is_per_channel_after_scaling():
+    from fedsim.data import FederatedData
+
+    pixels = np.arange(2 * 2 * 2 * 3, dtype=np.float32).reshape(2, 2, 2, 3)  # HWC
+    split = datasets.Dataset.from_dict({"x": pixels, "label": [0, 1]})
+    data = FederatedData(split, split, ["x"], "label", (3, 2, 2), 2, feature_scale=10.0,
+                         mean=(0.1, 0.2, 0.3), std=(0.5, 1.0, 2.0))
+    x, _ = data.to_tensors(split)
+    for channel, (mean, std) in enumerate([(0.1, 0.5), (0.2, 1.0), (0.3, 2.0)]):
+        np.testing.assert_allclose(x[:, channel].numpy(), (pixels[..., channel] / 10.0 - mean) / std, rtol=1e-6)

@@ -1,0 +1,40 @@
+"""Random training-time augmentation of image batches, drawn from a given generator."""
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class RandomCropFlip:
+    """Random crop after zero padding, and a random horizontal flip (the CIFAR-10 recipe).
+
+    Each image of a (batch, channels, height, width) batch is padded by ``padding``
+    pixels of zeros on every side, cropped back to its size at a random offset, and
+    mirrored left-right with probability one half. The inputs are already normalized,
+    so the padding holds the channel mean.
+
+    Parameters
+    ----------
+    padding : int (default: 4)
+        Largest shift, in pixels, in each direction.
+    """
+
+    padding: int = 4
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        batch, channels, height, width = images.shape
+        padded = F.pad(images, (self.padding,) * 4)
+        top = torch.randint(0, 2 * self.padding + 1, (batch,), generator=generator)
+        left = torch.randint(0, 2 * self.padding + 1, (batch,), generator=generator)
+        flip = torch.rand(batch, generator=generator) < 0.5
+        rows = top[:, None] + torch.arange(height)
+        columns = torch.arange(width).expand(batch, width)
+        columns = torch.where(flip[:, None], columns.flip(1), columns) + left[:, None]
+        return padded[
+            torch.arange(batch)[:, None, None, None],
+            torch.arange(channels)[None, :, None, None],
+            rows[:, None, :, None],
+            columns[:, None, None, :],
+        ]

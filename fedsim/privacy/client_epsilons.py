@@ -1,0 +1,59 @@
+"""A strategy wrapper that turns the epsilons clients report under local DP into the run's epsilon each round."""
+
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+EPSILON_METRIC = "epsilon"
+
+
+class ClientEpsilons(Strategy):
+    """Wrap a strategy; add the epsilon spent so far to each round's aggregated train metrics.
+
+    Every client reports its cumulative ``epsilon``. A client that did not train this
+    round keeps the epsilon of its last round, so over the clients that have trained
+    so far the aggregate ``epsilon`` is the largest (the run's guarantee: every
+    client's data is protected at least this well) and ``epsilon_mean`` the mean.
+    Clients are told apart by node id.
+    """
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.epsilons: dict[int, float] = {}
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return self.strategy.configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        for reply in replies:
+            if reply.has_error():
+                continue
+            for record in reply.content.metric_records.values():
+                if EPSILON_METRIC in record:
+                    self.epsilons[reply.metadata.src_node_id] = float(record[EPSILON_METRIC])
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        if not self.epsilons:
+            return arrays, metrics
+        metrics = MetricRecord(dict(metrics or {}))
+        spent = list(self.epsilons.values())
+        metrics[EPSILON_METRIC] = max(spent)
+        metrics["epsilon_mean"] = sum(spent) / len(spent)
+        return arrays, metrics
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return self.strategy.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        self.strategy.summary()

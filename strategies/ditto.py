@@ -1,0 +1,95 @@
+"""Ditto: personal models tied to the global one by a proximal term (Li et al. 2021).
+
+Li, Hu, Beirami, Smith. "Ditto: Fair and Robust Federated Learning Through
+Personalization." ICML 2021.
+"""
+
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from fedsim.client_half import ClientHalf
+from fedsim.training import train_locally
+from strategies.client_state import norm, store, trainable_weights
+
+LAMBDA_KEY = "ditto-lambda"
+PERSONAL_MODEL_KEY = "ditto-personal-model"
+
+
+class DittoClient(ClientHalf):
+    """Ditto's client: trains the global model as FedAvg does and a personal model v_k.
+
+    Before the usual local training of the global model w, the client trains its
+    personal model v_k (kept in the node's state; the global model of its first round
+    to start with) for the same local epochs, with the same data order, on
+    L_k(v) + lambda/2 ||v - w||^2. Only the global model goes back to the server.
+
+    Training reports the personal model's ``personal_loss`` and ``personal_accuracy``
+    over the examples seen, and ``personal_distance``, ||v_k - w|| at the start of
+    the round; evaluation reports the personal model's ``personal_loss`` and
+    ``personal_accuracy`` next to the global model's ``loss`` and ``accuracy``.
+    """
+
+    def start(self, model):
+        lam = float(self.config[LAMBDA_KEY])
+        global_state = {key: tensor.clone() for key, tensor in model.state_dict().items()}
+        global_weights = list(trainable_weights(model).values())
+        if PERSONAL_MODEL_KEY in self.state:
+            model.load_state_dict(self.state[PERSONAL_MODEL_KEY].to_torch_state_dict())
+        distance = norm({name: v - global_state[name] for name, v in trainable_weights(model).items()})
+
+        def proximal(parameters, gradients):
+            return [g + lam * (v.detach() - w) for v, g, w in zip(parameters, gradients, global_weights)]
+
+        personal = train_locally(
+            model,
+            self.data.train_x,
+            self.data.train_y,
+            epochs=int(self.config["local-epochs"]),
+            batch_size=int(self.config["batch-size"]),
+            lr=float(self.config["lr"]),
+            seed=self.seed,
+            correct_gradients=proximal,
+        )
+        store(self.state, PERSONAL_MODEL_KEY, model.state_dict())
+        model.load_state_dict(global_state)
+        return {
+            "personal_loss": personal["loss"],
+            "personal_accuracy": personal["accuracy"],
+            "personal_distance": distance,
+        }
+
+    def evaluate(self, model):
+        metrics = super().evaluate(model)
+        # A client that has not trained yet would start its personal model from this global one.
+        if PERSONAL_MODEL_KEY in self.state:
+            model.load_state_dict(self.state[PERSONAL_MODEL_KEY].to_torch_state_dict())
+        personal = super().evaluate(model)
+        return metrics | {"personal_loss": personal["loss"], "personal_accuracy": personal["accuracy"]}
+
+
+class Ditto(FedAvg):
+    """Ditto's server: FedAvg; lambda travels to the clients as ``ditto-lambda``.
+
+    Parameters
+    ----------
+    proximal_lambda : float (default: 0.1)
+        lambda, how strongly personal models are pulled towards the global model:
+        0 trains purely local models; large values give back the global model.
+    **fedavg_args
+        Passed to ``FedAvg``.
+    """
+
+    client_half = DittoClient
+
+    def __init__(self, *, proximal_lambda: float = 0.1, **fedavg_args) -> None:
+        super().__init__(**fedavg_args)
+        self.proximal_lambda = proximal_lambda
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        config[LAMBDA_KEY] = self.proximal_lambda
+        return super().configure_train(server_round, arrays, config, grid)

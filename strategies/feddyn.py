@@ -1,0 +1,113 @@
+"""FedDyn: federated learning with dynamic regularization (Acar et al. 2021).
+
+Acar, Zhao, Matas, Mattina, Whatmough, Saligrama. "Federated Learning Based on
+Dynamic Regularization." ICLR 2021.
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from fedsim.client_half import ClientHalf
+from strategies.arrays import as_float64, to_record
+from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
+
+ALPHA_KEY = "feddyn-alpha"
+GRADIENT_KEY = "feddyn-gradient"
+
+
+class FedDynClient(ClientHalf):
+    """FedDyn's client: minimize L_k(w) - <g_k, w> + alpha/2 ||w - x||^2.
+
+    x is the global model of the message and g_k this client's estimate of the
+    gradient of L_k at its previous local model, kept in the node's state (zero before
+    its first round). Each SGD step uses grad L_k(w) - g_k + alpha (w - x); after
+    training at w = theta_k the first-order condition of the local problem gives the
+    new estimate g_k <- g_k - alpha (theta_k - x).
+
+    Reports ``gradient_term_norm``, the norm of g_k at the start of the round.
+    """
+
+    def start(self, model):
+        self.alpha = float(self.config[ALPHA_KEY])
+        self.global_weights = trainable_weights(model)
+        self.gradient = stored_or_zeros(self.state, GRADIENT_KEY, self.global_weights)
+        self.terms = [(self.gradient[name], x) for name, x in self.global_weights.items()]
+        return {"gradient_term_norm": norm(self.gradient)}
+
+    def correct_gradients(self, parameters, gradients):
+        return [
+            gradient - previous + self.alpha * (parameter.detach() - x)
+            for parameter, gradient, (previous, x) in zip(parameters, gradients, self.terms)
+        ]
+
+    def finish(self, model, metrics):
+        trained = trainable_weights(model)
+        store(
+            self.state,
+            GRADIENT_KEY,
+            {name: self.gradient[name] - self.alpha * (trained[name] - x) for name, x in self.global_weights.items()},
+        )
+        return {}
+
+
+class FedDyn(FedAvg):
+    """FedDyn's server: h <- h - alpha/N sum_k (theta_k - x), then x <- mean_k theta_k - h/alpha.
+
+    theta_k are the models of the clients that replied, averaged with equal weights as
+    in the paper; N is the number of clients in the federation and h (zero at first)
+    the server's running estimate of the mean of all clients' g_k. alpha travels to the
+    clients as ``feddyn-alpha`` in the train config.
+
+    Every array of the model is treated as a trained parameter; for models with
+    BatchNorm running statistics use ``fedbn``.
+
+    Parameters
+    ----------
+    num_clients : int
+        N, the number of clients in the federation (the strategy is shown only the
+        sampled ones).
+    alpha : float (default: 0.01)
+        Weight of the dynamic regularizer.
+    **fedavg_args
+        Passed to ``FedAvg``.
+    """
+
+    client_half = FedDynClient
+
+    def __init__(self, *, num_clients: int, alpha: float = 0.01, **fedavg_args) -> None:
+        super().__init__(**fedavg_args)
+        self.num_clients = num_clients
+        self.alpha = alpha
+        self.h: dict[str, np.ndarray] | None = None
+        self.global_arrays: ArrayRecord | None = None
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.global_arrays = arrays
+        if self.h is None:
+            self.h = {key: np.zeros(array.shape) for key, array in arrays.items()}
+        config[ALPHA_KEY] = self.alpha
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
+        if not valid_replies:
+            return None, None
+        contents = [reply.content for reply in valid_replies]
+
+        x = as_float64(self.global_arrays)
+        trained = [as_float64(content[self.arrayrecord_key]) for content in contents]
+        new_x = {}
+        for key in x:
+            self.h[key] -= self.alpha / self.num_clients * sum(theta[key] - x[key] for theta in trained)
+            new_x[key] = sum(theta[key] for theta in trained) / len(trained) - self.h[key] / self.alpha
+
+        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        return to_record(new_x, like=self.global_arrays), metrics

@@ -1,0 +1,122 @@
+"""SCAFFOLD: local SGD corrected by control variates (Karimireddy et al. 2020, option II).
+
+Karimireddy, Kale, Mohri, Reddi, Stich, Suresh. "SCAFFOLD: Stochastic Controlled
+Averaging for Federated Learning." ICML 2020.
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
+
+from fedsim.client_half import ClientHalf
+from strategies.arrays import as_float64, example_shares, to_record
+from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
+
+SERVER_CONTROL_KEY = "scaffold-server-control"
+CONTROL_DELTA_KEY = "scaffold-control-delta"
+CLIENT_CONTROL_KEY = "scaffold-client-control"
+
+
+class ScaffoldClient(ClientHalf):
+    """SCAFFOLD's client: every SGD step follows g - c_i + c instead of the gradient g.
+
+    c is the server control variate sent in the message, c_i this client's control
+    variate, kept in the node's state (zero before its first round). After K local
+    steps at learning rate lr from the global model x to y_i, option II of the paper
+    sets c_i+ = c_i - c + (x - y_i) / (K lr); the reply carries c_i+ - c_i.
+
+    Reports ``control_variate_norm``, the norm of c_i at the start of the round.
+    """
+
+    def start(self, model):
+        self.global_weights = trainable_weights(model)
+        server_control = self.message.content[SERVER_CONTROL_KEY].to_torch_state_dict()
+        self.server_control = {name: server_control[name] for name in self.global_weights}
+        self.client_control = stored_or_zeros(self.state, CLIENT_CONTROL_KEY, self.global_weights)
+        self.correction = [self.server_control[name] - self.client_control[name] for name in self.global_weights]
+        return {"control_variate_norm": norm(self.client_control)}
+
+    def correct_gradients(self, parameters, gradients):
+        return [gradient + correction for gradient, correction in zip(gradients, self.correction)]
+
+    def finish(self, model, metrics):
+        step_length = metrics["num-steps"] * float(self.config["lr"])
+        trained = trainable_weights(model)
+        new_control = {
+            name: self.client_control[name] - self.server_control[name] + (x - trained[name]) / step_length
+            for name, x in self.global_weights.items()
+        }
+        store(self.state, CLIENT_CONTROL_KEY, new_control)
+        delta = {name: new_control[name] - self.client_control[name] for name in new_control}
+        return {CONTROL_DELTA_KEY: ArrayRecord(delta)}
+
+
+class Scaffold(FedAvg):
+    """SCAFFOLD's server: x += eta_g * mean_i (y_i - x), c += (1/N) sum_i (c_i+ - c_i).
+
+    The model update averages the clients' updates weighted by their number of
+    examples (the paper's plain mean when clients hold equal data), so with eta_g = 1
+    and zero control variates a round is exactly FedAvg's. The control variate update
+    sums over the |S| clients that replied and divides by the N clients of the
+    federation, keeping c the mean of all clients' c_i. The server sends c to every
+    sampled client next to the global model (``scaffold-server-control``); the clients
+    reply with c_i+ - c_i (``scaffold-control-delta``). Control variates of arrays
+    that are not trainable parameters (buffers) stay zero.
+
+    Parameters
+    ----------
+    num_clients : int
+        N, the number of clients in the federation (the strategy is shown only the
+        sampled ones).
+    server_learning_rate : float (default: 1.0)
+        eta_g, the global step size.
+    **fedavg_args
+        Passed to ``FedAvg``.
+    """
+
+    client_half = ScaffoldClient
+
+    def __init__(self, *, num_clients: int, server_learning_rate: float = 1.0, **fedavg_args) -> None:
+        super().__init__(**fedavg_args)
+        self.num_clients = num_clients
+        self.server_learning_rate = server_learning_rate
+        self.server_control: dict[str, np.ndarray] | None = None
+        self.global_arrays: ArrayRecord | None = None
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.global_arrays = arrays
+        if self.server_control is None:
+            self.server_control = {key: np.zeros(array.shape) for key, array in arrays.items()}
+        control = to_record(self.server_control, like=arrays)
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        for message in messages:
+            message.content[SERVER_CONTROL_KEY] = control
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        # Replies carry two ArrayRecords, which FedAvg's validation refuses.
+        valid_replies, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
+        if not valid_replies:
+            return None, None
+        contents = [reply.content for reply in valid_replies]
+        validate_message_reply_consistency(contents, self.weighted_by_key, check_arrayrecord=False)
+
+        x = as_float64(self.global_arrays)
+        shares = example_shares(contents, self.weighted_by_key)
+        trained = [as_float64(content[self.arrayrecord_key]) for content in contents]
+        mean_update = {key: sum(share * (y[key] - x[key]) for share, y in zip(shares, trained)) for key in x}
+        new_x = {key: x[key] + self.server_learning_rate * mean_update[key] for key in x}
+        for content in contents:
+            for key, delta in as_float64(content[CONTROL_DELTA_KEY]).items():
+                self.server_control[key] += delta / self.num_clients
+
+        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        return to_record(new_x, like=self.global_arrays), metrics
