@@ -5,12 +5,12 @@ import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
-
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from fedsim.results import MetricsWriter
+from fedsim.strategy_wrapper import StrategyWrapper
 
 Row = tuple[int, str, int | None, str, float]
 WORST_SHARE = 0.1
@@ -39,7 +39,7 @@ class ClientsFailed(RuntimeError):
     """Every client of a round replied with an error."""
 
 
-class RoundRecorder(Strategy):
+class RoundRecorder(StrategyWrapper):
     """Wrap a strategy and write each round's metrics as soon as the round ends.
 
     A round ends with the centralized evaluation, so ``start`` always evaluates the
@@ -68,7 +68,7 @@ class RoundRecorder(Strategy):
         writer: MetricsWriter,
         on_round_end: Callable[[int, dict[str, float]], None],
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.node_partitions = node_partitions
         self.writer = writer
         self.on_round_end = on_round_end
@@ -146,9 +146,6 @@ class RoundRecorder(Strategy):
         if metrics is not None:
             self._record(server_round, "federated", None, metrics)
         return metrics
-
-    def summary(self) -> None:
-        self.strategy.summary()
 
     def start(
         self,

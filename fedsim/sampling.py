@@ -9,6 +9,8 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore.run import Run
 
+from fedsim.strategy_wrapper import StrategyWrapper
+
 _STAGE_STREAM = {"train": 0, "evaluate": 1}
 
 
@@ -57,7 +59,7 @@ class NodeSubsetGrid(Grid):
         return self._grid.send_and_receive(messages, timeout=timeout)
 
 
-class SeededSampling(Strategy):
+class SeededSampling(StrategyWrapper):
     """Wrap a strategy so each round's clients are a seeded draw over partition ids.
 
     The wrapped strategy sees a grid listing only the drawn nodes (configure it to
@@ -86,7 +88,7 @@ class SeededSampling(Strategy):
         eval_clients_per_round: int,
         seed: int,
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.node_partitions = node_partitions
         self.clients_per_round = clients_per_round
         self.eval_clients_per_round = eval_clients_per_round
@@ -121,6 +123,3 @@ class SeededSampling(Strategy):
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return self.strategy.aggregate_evaluate(server_round, self._in_partition_order(replies))
-
-    def summary(self) -> None:
-        self.strategy.summary()

@@ -9,9 +9,11 @@ partial work.
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+
+from fedsim.strategy_wrapper import StrategyWrapper
 
 _STRAGGLER_STREAM = 2  # after SeededSampling's train (0) and evaluate (1) streams
 
@@ -32,7 +34,7 @@ def draw_stragglers(
     return {int(p): int(e) for p, e in zip(chosen, epochs)}
 
 
-class Stragglers(Strategy):
+class Stragglers(StrategyWrapper):
     """Wrap a strategy so that a seeded fraction of each round's clients straggle.
 
     Parameters
@@ -54,7 +56,7 @@ class Stragglers(Strategy):
     def __init__(
         self, strategy: Strategy, node_partitions: dict[int, int], fraction: float, drop: bool, seed: int
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.node_partitions = node_partitions
         self.fraction = fraction
         self.drop = drop
@@ -76,22 +78,6 @@ class Stragglers(Strategy):
             elif not self.drop:
                 kept.append(_with_local_epochs(message, stragglers[partition]))
         return kept
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        return self.strategy.aggregate_train(server_round, replies)
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.strategy.aggregate_evaluate(server_round, replies)
-
-    def summary(self) -> None:
-        self.strategy.summary()
 
 
 def _with_local_epochs(message: Message, epochs: int) -> Message:

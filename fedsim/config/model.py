@@ -1,9 +1,8 @@
 """Schemas of the model options."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
 
 from fedsim.config.checks import require
 

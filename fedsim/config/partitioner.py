@@ -1,7 +1,6 @@
 """Schemas and value checks of the partitioner options."""
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from omegaconf import MISSING, DictConfig
 

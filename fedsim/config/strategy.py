@@ -1,7 +1,6 @@
 """Schemas and value checks of the strategy options."""
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from omegaconf import MISSING, DictConfig
 

@@ -5,12 +5,16 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT, compute_adaptive_clip_model_update
+from flwr.supercore.differential_privacy import (
+    KEY_CLIPPING_NORM,
+    KEY_NORM_BIT,
+    compute_adaptive_clip_model_update,
+)
 from omegaconf import DictConfig
 
 from fedsim.privacy.accounting import History, epsilon_spent
+from fedsim.strategy_wrapper import StrategyWrapper
 
 _NOISE_STREAM = 3  # after sampling's train (0) and evaluate (1) and the stragglers' (2) streams
 # The metric a client-side clipping client reports: 1 if its update was clipped (Flower's norm bit,
@@ -81,7 +85,7 @@ def seeded_numpy(seed: int, server_round: int) -> Iterator[None]:
         np.random.set_state(saved)
 
 
-class CentralAccountant(Strategy):
+class CentralAccountant(StrategyWrapper):
     """Wrap a central-DP wrapper: seed its noise and record the epsilon spent each round.
 
     Each round that releases an aggregate composes one step of the Gaussian mechanism
@@ -112,18 +116,13 @@ class CentralAccountant(Strategy):
     def __init__(
         self, strategy: Strategy, noise_multiplier: float, sample_rate: float, delta: float, accountant: str, seed: int
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.noise_multiplier = noise_multiplier
         self.sample_rate = sample_rate
         self.delta = delta
         self.accountant = accountant
         self.seed = seed
         self.history: History = []
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -137,15 +136,3 @@ class CentralAccountant(Strategy):
         metrics = MetricRecord(dict(metrics or {}))
         metrics["epsilon"] = epsilon_spent(self.history, self.delta, self.accountant)
         return arrays, metrics
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.strategy.aggregate_evaluate(server_round, replies)
-
-    def summary(self) -> None:
-        self.strategy.summary()
-

@@ -2,14 +2,15 @@
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import Strategy
+
+from fedsim.strategy_wrapper import StrategyWrapper
 
 EPSILON_METRIC = "epsilon"
 
 
-class ClientEpsilons(Strategy):
+class ClientEpsilons(StrategyWrapper):
     """Wrap a strategy; add the epsilon spent so far to each round's aggregated train metrics.
 
     Every client reports its cumulative ``epsilon``. A client that did not train this
@@ -20,13 +21,8 @@ class ClientEpsilons(Strategy):
     """
 
     def __init__(self, strategy: Strategy) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.epsilons: dict[int, float] = {}
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -46,14 +42,3 @@ class ClientEpsilons(Strategy):
         metrics[EPSILON_METRIC] = max(spent)
         metrics["epsilon_mean"] = sum(spent) / len(spent)
         return arrays, metrics
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.strategy.aggregate_evaluate(server_round, replies)
-
-    def summary(self) -> None:
-        self.strategy.summary()

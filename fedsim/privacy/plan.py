@@ -1,6 +1,5 @@
 """The privacy of a run, settled before training: checks that need the data, the noise, the strategy wrappers."""
 
-import math
 import warnings
 from dataclasses import dataclass
 

@@ -12,7 +12,6 @@ from fedsim.instantiate import build
 from fedsim.models import build_model
 from tests.conftest import compose_config
 from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
-from tests.data.test_loaders import png_pixels
 
 
 def local(files: dict[str, str]) -> list[str]:
