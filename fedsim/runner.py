@@ -1,5 +1,6 @@
 """Run one configured simulation: check, prepare, run on the engine, save, plot."""
 
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -63,9 +64,15 @@ def _run(cfg: DictConfig, run_dir: Path, choices: dict[str, str], quiet: bool, s
         printer.round_finished(server_round, metrics)
         logger.log(server_round, metrics)
 
+    # Flower's ArrayRecord.to_numpy_ndarrays(keep_input=False), which QFedAvg and Bulyan
+    # call once per client, forces a full gc.collect(); with torch, datasets and the data
+    # on the heap each took ~0.4 s. Freezing what exists now leaves those collections
+    # only the run's own new objects to scan (10x faster QFedAvg rounds).
+    gc.freeze()
     try:
         engine.run(build_server_app(cfg, run_dir, round_finished), build_client_app(cfg), cfg.num_clients)
     finally:
+        gc.unfreeze()
         logger.close()
 
     summary = RunSummary(run_dir=run_dir, final=printer.last, seconds=time.perf_counter() - started)

@@ -21,12 +21,12 @@ def run_study(runs: Mapping[str, Sequence[str]], runs_dir: Path, jobs: int = 2) 
 
 
 def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
+    os.environ["TQDM_DISABLE"] = "1"  # read when tqdm is first imported, below
     import torch
 
     from fedsim.compose import compose
     from fedsim.runner import run
 
-    os.environ["TQDM_DISABLE"] = "1"
     torch.set_num_threads(1)
     run_dir = runs_dir / name
     status = run_dir / "status.yaml"

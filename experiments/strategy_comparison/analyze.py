@@ -57,7 +57,7 @@ def figure(rounds: pd.DataFrame, order: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(9, 5.5), constrained_layout=True)
+    figure, axis = plt.subplots(figsize=(10.5, 5.5), constrained_layout=True)
     colours = plt.get_cmap("tab20")
     for index, strategy in enumerate(order):
         curve = rounds[rounds.strategy == strategy].groupby("round")["centralized_accuracy"].agg(["mean", "std"])
@@ -68,7 +68,7 @@ def figure(rounds: pd.DataFrame, order: list[str], path: Path) -> None:
     axis.set_ylabel("centralized test accuracy")
     axis.set_title("digits, 20 clients, Dirichlet(0.1), MLP: mean ± std over seeds")
     axis.grid(alpha=0.3)
-    axis.legend(ncol=2, fontsize=8)
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.savefig(path, dpi=110)
 
 
