@@ -151,9 +151,26 @@ def child_plain(workload: dict) -> dict:
     return {"round_seconds": [b - a for a, b in zip(round_ends, round_ends[1:])], "accuracy": acc}
 
 
+_FLOWER_CLIENT_TENSORS: list = []  # filled once per Ray actor process
+
+
+def flower_client_tensors(workload: dict) -> list:
+    """(e)'s clients' training tensors, built once per process (a module-level cache:
+    Ray pickles the ClientApp, and a cache local to child_flower cannot be pickled)."""
+    if not _FLOWER_CLIENT_TENSORS:
+        import numpy as np
+        import torch
+
+        train_x, train_y, _, _ = load_arrays(workload)
+        for pid, rows in enumerate(iid_partitions(len(train_y), workload["clients"])):
+            keep = np.random.default_rng([SEED, pid]).permutation(len(rows))
+            rows = rows[keep[max(1, round(EVAL_FRACTION * len(rows))) :]]
+            _FLOWER_CLIENT_TENSORS.append((torch.from_numpy(train_x[rows]), torch.from_numpy(train_y[rows]).long()))
+    return _FLOWER_CLIENT_TENSORS
+
+
 def child_flower(workload: dict) -> dict:
     """(e) Flower's own FedAvg and run_simulation with a ClientApp written here."""
-    import functools
     import logging
 
     import torch
@@ -165,25 +182,13 @@ def child_flower(workload: dict) -> dict:
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
 
-    @functools.lru_cache(maxsize=1)
-    def client_tensors():
-        import numpy as np
-
-        train_x, train_y, _, _ = load_arrays(workload)
-        parts = []
-        for pid, rows in enumerate(iid_partitions(len(train_y), workload["clients"])):
-            keep = np.random.default_rng([SEED, pid]).permutation(len(rows))
-            rows = rows[keep[max(1, round(EVAL_FRACTION * len(rows))) :]]
-            parts.append((torch.from_numpy(train_x[rows]), torch.from_numpy(train_y[rows]).long()))
-        return parts
-
     client_app = ClientApp()
 
     @client_app.train()
     def train(message: Message, context: Context) -> Message:
         torch.set_num_threads(1)
         pid = int(context.node_config["partition-id"])
-        x, y = client_tensors()[pid]
+        x, y = flower_client_tensors(workload)[pid]
         model = build_model(workload, tuple(x.shape[1:]))
         model.load_state_dict(message.content["arrays"].to_torch_state_dict())
         local_sgd(model, x, y, workload["epochs"], seed=int(message.content["config"]["server-round"]) * 100_000 + pid)
