@@ -1,7 +1,12 @@
-"""NumPy views of ArrayRecords for strategies that aggregate model updates on the server."""
+"""NumPy views of ArrayRecords, and the base of strategies that compute the next global model."""
+
+from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
 
 def as_float64(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -30,3 +35,42 @@ def example_shares(contents: list[RecordDict], weighted_by_key: str) -> list[flo
     counts = [reported(content, weighted_by_key) for content in contents]
     total = sum(counts)
     return [count / total for count in counts]
+
+
+class GlobalModelUpdate(FedAvg):
+    """FedAvg whose aggregation computes the next global model from the one it sent.
+
+    Subclasses implement ``next_global(x, contents)``: ``x`` the global arrays sent this
+    round (float64), ``contents`` the valid replies; metrics are aggregated as FedAvg
+    does. ``replies_carry_extra_arrays`` skips FedAvg's one-ArrayRecord-per-reply check
+    for algorithms whose replies carry more (SCAFFOLD's control-variate deltas).
+    """
+
+    replies_carry_extra_arrays = False
+
+    def __init__(self, **fedavg_args) -> None:
+        super().__init__(**fedavg_args)
+        self.global_arrays: ArrayRecord | None = None
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.global_arrays = arrays
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def next_global(self, x: dict[str, np.ndarray], contents: list[RecordDict]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        extra = self.replies_carry_extra_arrays
+        valid_replies, _ = self._check_and_log_replies(replies, is_train=True, validate=not extra)
+        if not valid_replies:
+            return None, None
+        contents = [reply.content for reply in valid_replies]
+        if extra:
+            validate_message_reply_consistency(contents, self.weighted_by_key, check_arrayrecord=False)
+        next_x = self.next_global(as_float64(self.global_arrays), contents)
+        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        return to_record(next_x, like=self.global_arrays), metrics

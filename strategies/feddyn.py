@@ -7,12 +7,11 @@ Dynamic Regularization." ICLR 2021.
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
 
 from fedsim.client_half import ClientHalf
-from strategies.arrays import as_float64, to_record
+from strategies.arrays import GlobalModelUpdate, as_float64
 from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
 
 ALPHA_KEY = "feddyn-alpha"
@@ -54,7 +53,7 @@ class FedDynClient(ClientHalf):
         return {}
 
 
-class FedDyn(FedAvg):
+class FedDyn(GlobalModelUpdate):
     """FedDyn's server: h <- h - alpha/N sum_k (theta_k - x), then x <- mean_k theta_k - h/alpha.
 
     theta_k are the models of the clients that replied, averaged with equal weights as
@@ -83,31 +82,19 @@ class FedDyn(FedAvg):
         self.num_clients = num_clients
         self.alpha = alpha
         self.h: dict[str, np.ndarray] | None = None
-        self.global_arrays: ArrayRecord | None = None
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self.global_arrays = arrays
         if self.h is None:
             self.h = {key: np.zeros(array.shape) for key, array in arrays.items()}
         config[ALPHA_KEY] = self.alpha
         return super().configure_train(server_round, arrays, config, grid)
 
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
-        if not valid_replies:
-            return None, None
-        contents = [reply.content for reply in valid_replies]
-
-        x = as_float64(self.global_arrays)
+    def next_global(self, x, contents):
         trained = [as_float64(content[self.arrayrecord_key]) for content in contents]
-        new_x = {}
+        next_x = {}
         for key in x:
             self.h[key] -= self.alpha / self.num_clients * sum(theta[key] - x[key] for theta in trained)
-            new_x[key] = sum(theta[key] for theta in trained) / len(trained) - self.h[key] / self.alpha
-
-        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        return to_record(new_x, like=self.global_arrays), metrics
+            next_x[key] = sum(theta[key] for theta in trained) / len(trained) - self.h[key] / self.alpha
+        return next_x

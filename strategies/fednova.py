@@ -4,19 +4,15 @@ Wang, Liu, Liang, Joshi, Poor. "Tackling the Objective Inconsistency Problem in
 Heterogeneous Federated Optimization." NeurIPS 2020.
 """
 
-from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
 
 from fedsim.client_half import ClientHalf
-from strategies.arrays import as_float64, example_shares, reported, to_record
+from strategies.arrays import GlobalModelUpdate, as_float64, example_shares, reported
 
 STEPS_KEY = "num-steps"
 
 
-class FedNova(FedAvg):
+class FedNova(GlobalModelUpdate):
     """FedNova's server for clients running plain local SGD.
 
     Client i took tau_i local steps (``num-steps`` in its reply) from the global model
@@ -36,25 +32,7 @@ class FedNova(FedAvg):
 
     client_half = ClientHalf
 
-    def __init__(self, **fedavg_args) -> None:
-        super().__init__(**fedavg_args)
-        self.global_arrays: ArrayRecord | None = None
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        self.global_arrays = arrays
-        return super().configure_train(server_round, arrays, config, grid)
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
-        if not valid_replies:
-            return None, None
-        contents = [reply.content for reply in valid_replies]
-
-        x = as_float64(self.global_arrays)
+    def next_global(self, x, contents):
         shares = example_shares(contents, self.weighted_by_key)
         steps = [reported(content, STEPS_KEY) for content in contents]
         tau_eff = sum(share * tau for share, tau in zip(shares, steps))
@@ -62,7 +40,4 @@ class FedNova(FedAvg):
             {key: (x[key] - y) / tau for key, y in as_float64(content[self.arrayrecord_key]).items()}
             for content, tau in zip(contents, steps)
         ]
-        new_x = {key: x[key] - tau_eff * sum(share * d[key] for share, d in zip(shares, normalized)) for key in x}
-
-        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        return to_record(new_x, like=self.global_arrays), metrics
+        return {key: x[key] - tau_eff * sum(share * d[key] for share, d in zip(shares, normalized)) for key in x}

@@ -7,13 +7,11 @@ Averaging for Federated Learning." ICML 2020.
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
-from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
 from fedsim.client_half import ClientHalf
-from strategies.arrays import as_float64, example_shares, to_record
+from strategies.arrays import GlobalModelUpdate, as_float64, example_shares, to_record
 from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
 
 SERVER_CONTROL_KEY = "scaffold-server-control"
@@ -55,7 +53,7 @@ class ScaffoldClient(ClientHalf):
         return {CONTROL_DELTA_KEY: ArrayRecord(delta)}
 
 
-class Scaffold(FedAvg):
+class Scaffold(GlobalModelUpdate):
     """SCAFFOLD's server: x += eta_g * mean_i (y_i - x), c += (1/N) sum_i (c_i+ - c_i).
 
     The model update averages the clients' updates weighted by their number of
@@ -79,18 +77,17 @@ class Scaffold(FedAvg):
     """
 
     client_half = ScaffoldClient
+    replies_carry_extra_arrays = True  # the control-variate deltas
 
     def __init__(self, *, num_clients: int, server_learning_rate: float = 1.0, **fedavg_args) -> None:
         super().__init__(**fedavg_args)
         self.num_clients = num_clients
         self.server_learning_rate = server_learning_rate
         self.server_control: dict[str, np.ndarray] | None = None
-        self.global_arrays: ArrayRecord | None = None
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self.global_arrays = arrays
         if self.server_control is None:
             self.server_control = {key: np.zeros(array.shape) for key, array in arrays.items()}
         control = to_record(self.server_control, like=arrays)
@@ -99,24 +96,11 @@ class Scaffold(FedAvg):
             message.content[SERVER_CONTROL_KEY] = control
         return messages
 
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        # Replies carry two ArrayRecords, which FedAvg's validation refuses.
-        valid_replies, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
-        if not valid_replies:
-            return None, None
-        contents = [reply.content for reply in valid_replies]
-        validate_message_reply_consistency(contents, self.weighted_by_key, check_arrayrecord=False)
-
-        x = as_float64(self.global_arrays)
+    def next_global(self, x, contents):
         shares = example_shares(contents, self.weighted_by_key)
         trained = [as_float64(content[self.arrayrecord_key]) for content in contents]
         mean_update = {key: sum(share * (y[key] - x[key]) for share, y in zip(shares, trained)) for key in x}
-        new_x = {key: x[key] + self.server_learning_rate * mean_update[key] for key in x}
         for content in contents:
             for key, delta in as_float64(content[CONTROL_DELTA_KEY]).items():
                 self.server_control[key] += delta / self.num_clients
-
-        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        return to_record(new_x, like=self.global_arrays), metrics
+        return {key: x[key] + self.server_learning_rate * mean_update[key] for key in x}
