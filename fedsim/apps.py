@@ -20,6 +20,7 @@ from fedsim.models import build_model
 from fedsim.privacy import plan_privacy
 from fedsim.privacy.central import CLIPPED_METRIC, clip_update, clipping_norm_of
 from fedsim.recording import RoundRecorder
+from fedsim.resident import load_weights, resident_record
 from fedsim.results import MetricsWriter
 from fedsim.sampling import SeededSampling
 from fedsim.stragglers import Stragglers
@@ -83,10 +84,12 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
     """A ClientApp whose nodes train and evaluate on their partition of ``cfg``'s dataset."""
     app = ClientApp()
     workspace = ClientWorkspace(cfg)
+    # read once: a DictConfig lookup costs more than a small tensor operation
+    run_seed, local_dp = int(cfg.seed), cfg.privacy.mechanism == "local_dp"
 
     def client_half(message: Message, context: Context) -> ClientHalf:
         partition_id = int(context.node_config[PARTITION_ID_KEY])
-        seed = client_seed(cfg.seed, int(message.content["config"]["server-round"]), partition_id)
+        seed = client_seed(run_seed, int(message.content["config"]["server-round"]), partition_id)
         data = workspace.federation.client(partition_id)
         return workspace.client_half(message, context.state, data, seed)
 
@@ -103,7 +106,7 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
             seed=half.seed,
             correct_gradients=half.correct_gradients,
         )
-        if cfg.privacy.mechanism == "local_dp":
+        if local_dp:
             from fedsim.privacy.local import NOISE_KEY, train_privately
 
             metrics |= train_privately(
@@ -124,7 +127,7 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
         metrics["num-examples"] = len(half.data.train_y)
         metrics["local-epochs"] = float(half.config["local-epochs"])
         extra = half.finish(model, metrics)
-        arrays = ArrayRecord(model.state_dict())
+        arrays = resident_record(model.state_dict())
         if (clipping_norm := clipping_norm_of(half.config)) is not None:  # central DP clipped by the client
             arrays, clipped = clip_update(message.content["arrays"], arrays, clipping_norm)
             metrics[CLIPPED_METRIC] = int(clipped)
@@ -191,7 +194,7 @@ def build_server_app(
         train_x, train_y = data.to_tensors(data.train) if cfg.centralized_train_metrics else (None, None)
 
         def centralized_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            model.load_state_dict(arrays.to_torch_state_dict())
+            load_weights(model, arrays)
             metrics = evaluate(model, test_x, test_y)
             if train_x is not None:
                 metrics |= {f"train_{name}": value for name, value in evaluate(model, train_x, train_y).items()}

@@ -18,6 +18,7 @@ from hydra.utils import get_class
 from torch import nn
 
 from fedsim.data import ClientData
+from fedsim.resident import load_weights
 from fedsim.training import evaluate
 
 
@@ -53,7 +54,7 @@ class ClientHalf:
 
     def load(self, model: nn.Module) -> None:
         """Put the global weights of the message into ``model``."""
-        model.load_state_dict(self.message.content["arrays"].to_torch_state_dict())
+        load_weights(model, self.message.content["arrays"])
 
     def start(self, model: nn.Module) -> dict[str, float]:
         """Prepare local training; return metrics to report (none by default)."""

@@ -3,10 +3,12 @@
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
+
+from fedsim.resident import ResidentArray
 
 
 def as_float64(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -21,7 +23,7 @@ def to_record(arrays: dict[str, np.ndarray], like: ArrayRecord) -> ArrayRecord:
         dtype = np.dtype(like[key].dtype)
         if np.issubdtype(dtype, np.integer):
             value = np.rint(value)
-        record[key] = Array(np.asarray(value, dtype=dtype))
+        record[key] = ResidentArray(np.array(value, dtype=dtype))
     return record
 
 

@@ -1,8 +1,10 @@
 """Client-side tensors of algorithms: the trainable weights and per-parameter state kept between rounds."""
 
 import torch
-from flwr.app import ArrayRecord, RecordDict
+from flwr.app import RecordDict
 from torch import nn
+
+from fedsim.resident import resident_record
 
 
 def trainable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -21,7 +23,7 @@ def stored_or_zeros(state: RecordDict, key: str, like: dict[str, torch.Tensor]) 
 
 def store(state: RecordDict, key: str, tensors: dict[str, torch.Tensor]) -> None:
     """Keep ``tensors`` in the node's state under ``key`` until this client's next round."""
-    state[key] = ArrayRecord({name: tensor.detach() for name, tensor in tensors.items()})
+    state[key] = resident_record(tensors)
 
 
 def norm(tensors: dict[str, torch.Tensor]) -> float:

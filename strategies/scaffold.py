@@ -11,6 +11,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from fedsim.client_half import ClientHalf
+from fedsim.resident import resident_record
 from strategies.arrays import GlobalModelUpdate, as_float64, example_shares, to_record
 from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
 
@@ -50,7 +51,7 @@ class ScaffoldClient(ClientHalf):
         }
         store(self.state, CLIENT_CONTROL_KEY, new_control)
         delta = {name: new_control[name] - self.client_control[name] for name in new_control}
-        return {CONTROL_DELTA_KEY: ArrayRecord(delta)}
+        return {CONTROL_DELTA_KEY: resident_record(delta)}
 
 
 class Scaffold(GlobalModelUpdate):

@@ -13,6 +13,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fedsim.engines.replies import run_client_app
 from fedsim.engines.workers import WorkerPool
+from fedsim.resident import make_resident
 
 SERVER_NODE_ID = 0
 
@@ -25,6 +26,9 @@ class LocalGrid(Grid):
     messages runs the ClientApp on them at once: here, one after the other, or spread
     over ``workers``, which send each node's updated Context back with its reply. A
     ClientApp exception becomes an error reply, as it would from a real SuperNode.
+    The arrays of pushed messages are made resident (``fedsim.resident``) first: the
+    messages of a round share one record, so its ``.npy`` bytes are decoded once, not
+    once per client.
     """
 
     def __init__(self, client_app: ClientApp, num_nodes: int, run: Run, workers: WorkerPool | None = None) -> None:
@@ -64,6 +68,8 @@ class LocalGrid(Grid):
         messages = list(messages)
         message_ids = []
         for message in messages:
+            for record in message.content.array_records.values():
+                make_resident(record)
             message_id = str(uuid4())
             message.metadata.__dict__["_message_id"] = message_id
             message_ids.append(message_id)
