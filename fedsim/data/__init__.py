@@ -2,7 +2,10 @@
 
 import datasets
 
+from fedsim.lazy_import import defer_submodule
+
 datasets.disable_progress_bars()
+defer_submodule("flwr_datasets.visualization")  # seaborn, scipy.stats, pyplot: plots fedsim never draws
 
 from fedsim.data.augmentation import RandomCropFlip
 from fedsim.data.dataset import FederatedData
