@@ -61,15 +61,18 @@ class FederatedData:
         Scaling and normalization happen here, on the way from the stored (raw) columns
         to the tensors, so the datasets themselves are never rewritten or copied.
         """
-        columns = split.with_format("numpy")[:]
+        return self.columns_to_tensors(split.with_format("numpy")[:])
+
+    def columns_to_tensors(self, columns: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``to_tensors`` of rows already read in numpy format (a dict of column arrays)."""
         y = np.asarray(columns[self.label_column], dtype=np.int64)
         if self.input_dtype == TOKEN_DTYPE:
             x = np.asarray(columns[self.feature_columns[0]], dtype=np.int64)
-            return torch.from_numpy(np.ascontiguousarray(x.reshape(len(split), *self.input_shape))), torch.from_numpy(y)
+            return torch.from_numpy(np.ascontiguousarray(x.reshape(len(y), *self.input_shape))), torch.from_numpy(y)
         x = features_array(columns, self.feature_columns) / np.float32(self.feature_scale)
         if x.ndim == 4:  # colour images arrive height x width x channels
             x = x.transpose(0, 3, 1, 2)
-        x = np.ascontiguousarray(x.reshape(len(split), *self.input_shape))
+        x = np.ascontiguousarray(x.reshape(len(y), *self.input_shape))
         if self.mean is not None:
             x = normalize(x, self.mean, self.std)
         return torch.from_numpy(x), torch.from_numpy(y)

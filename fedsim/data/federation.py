@@ -3,11 +3,13 @@
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import datasets
 import numpy as np
 import torch
 from flwr_datasets.partitioner import Partitioner
 
 from fedsim.data.dataset import FederatedData
+from fedsim.data.partitioners import partition_rows
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
@@ -66,6 +68,7 @@ class Federation:
         self._clients: OrderedDict[int, ClientData] = OrderedDict()
         self._cached_bytes = 0
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._numpy_view: datasets.Dataset | None = None
 
     @property
     def num_clients(self) -> int:
@@ -90,7 +93,13 @@ class Federation:
         return client
 
     def _materialize(self, partition_id: int) -> ClientData:
-        x, y = self.data.to_tensors(self.partitioner.load_partition(partition_id))
+        rows = partition_rows(self.partitioner, partition_id)
+        if rows is None:
+            x, y = self.data.to_tensors(self.partitioner.load_partition(partition_id))
+        else:  # read the rows directly: building a Dataset per client costs more than reading it
+            if self._numpy_view is None:
+                self._numpy_view = self.partitioner.dataset.with_format("numpy")
+            x, y = self.data.columns_to_tensors(self._numpy_view[rows])
         rng = np.random.default_rng([self.seed, partition_id])
         order = torch.from_numpy(rng.permutation(len(y)))
         num_eval = min(len(y) - 1, max(1, round(self.eval_fraction * len(y))))

@@ -1,5 +1,7 @@
 """Partitioners fedsim adds to flwr-datasets', and building the configured one."""
 
+from collections.abc import Sequence
+
 import datasets
 import numpy as np
 from flwr_datasets.partitioner import IidPartitioner, Partitioner
@@ -128,23 +130,37 @@ def build_partitioner(
 
 
 def _partition_sizes(partitioner: Partitioner) -> list[int]:
-    """Every partition's size, from the partitioner's index lists where it keeps them.
+    """Every partition's size, from ``partition_rows`` where the partitioner keeps its rows.
 
     Loading each partition as a ``datasets.Dataset`` costs about a millisecond, which
-    is seconds at 10,000 clients; the index lists (or, for IID, the arithmetic of
-    ``Dataset.shard``) give the same sizes at once. Other partitioners are loaded.
+    is seconds at 10,000 clients. Other partitioners are loaded.
     """
     num_partitions = partitioner.num_partitions
     first = len(partitioner.load_partition(0))  # lets a partitioner assign its indices (or fail)
-    if isinstance(partitioner, IidPartitioner):
-        base, extra = divmod(len(partitioner.dataset), num_partitions)
-        return [base + (pid < extra) for pid in range(num_partitions)]
-    indices = getattr(partitioner, "_partition_id_to_indices", None)
-    if isinstance(partitioner, QuantitySkewPartitioner):
-        indices = dict(enumerate(partitioner._indices))  # pylint: disable=protected-access
-    if isinstance(indices, dict) and set(indices) == set(range(num_partitions)):
-        return [len(indices[pid]) for pid in range(num_partitions)]
+    rows = [partition_rows(partitioner, pid) for pid in range(num_partitions)]
+    if all(r is not None for r in rows):
+        return [len(r) for r in rows]
     return [first] + [len(partitioner.load_partition(pid)) for pid in range(1, num_partitions)]
+
+
+def partition_rows(partitioner: Partitioner, partition_id: int) -> Sequence[int] | None:
+    """Positions in ``partitioner.dataset`` of the rows ``load_partition(partition_id)`` returns, in order.
+
+    Read from where the partitioner keeps them (IID: the arithmetic of
+    ``Dataset.shard(contiguous=True)``; the others: their index lists, filled by their
+    first ``load_partition``), so a client's rows can be read without building a
+    ``Dataset`` for it. None for a partitioner that keeps no index lists.
+    """
+    if isinstance(partitioner, IidPartitioner):
+        base, extra = divmod(len(partitioner.dataset), partitioner.num_partitions)
+        start = base * partition_id + min(partition_id, extra)
+        return range(start, start + base + (partition_id < extra))
+    if isinstance(partitioner, QuantitySkewPartitioner):
+        return partitioner._indices[partition_id]  # pylint: disable=protected-access
+    indices = getattr(partitioner, "_partition_id_to_indices", None)
+    if isinstance(indices, dict) and partition_id in indices:
+        return indices[partition_id]
+    return None
 
 
 def _one_clause(error: Exception) -> str:

@@ -11,11 +11,13 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from flwr_datasets.partitioner import Partitioner
 
 import fedsim.conf
 from fedsim.config import ConfigError
 from fedsim.data import FederatedData, Federation, QuantitySkewPartitioner, build_partitioner, load_digits
 from fedsim.data import load_synthetic
+from fedsim.data.partitioners import partition_rows as kept_rows
 from tests.conftest import compose_config
 
 PARTITIONER_OPTIONS = sorted(p.stem for p in (Path(fedsim.conf.__path__[0]) / "partitioner").glob("*.yaml"))
@@ -394,3 +396,34 @@ def test_test_tensors_are_the_test_split():
     x, y = fed.test_tensors()
     assert x.tolist() == [[-1.0]] and y.tolist() == [0]
     assert fed.test_tensors()[0] is x
+
+
+@pytest.mark.parametrize("name", PARTITIONER_OPTIONS)
+def test_kept_rows_are_the_rows_load_partition_returns(name, digits, synthetic):
+    # Federation reads a client's rows by position instead of building its Dataset
+    data = synthetic if name == "natural" else digits
+    partitioner = partition(name, data)
+    view = partitioner.dataset.with_format("numpy")
+    for i in range(partitioner.num_partitions):
+        rows = kept_rows(partitioner, i)
+        assert rows is not None
+        np.testing.assert_array_equal(view[rows]["row"], column(partitioner.load_partition(i), "row"))
+
+
+class EveryOtherRow(Partitioner):
+    """A partitioner that keeps no index lists: Federation must load its partitions."""
+
+    num_partitions = 2
+
+    def load_partition(self, partition_id: int) -> datasets.Dataset:
+        return self.dataset.shard(2, partition_id, contiguous=False)
+
+
+def test_federation_loads_partitions_of_a_partitioner_without_index_lists(digits):
+    partitioner = EveryOtherRow()
+    partitioner.dataset = digits.train
+    assert kept_rows(partitioner, 0) is None
+    client = Federation(digits, partitioner, eval_fraction=0.1, seed=0).client(1)
+    x, y = digits.to_tensors(digits.train.shard(2, 1, contiguous=False))
+    assert len(client.train_y) + len(client.eval_y) == len(y)
+    assert sorted(torch.cat([client.train_y, client.eval_y]).tolist()) == sorted(y.tolist())
