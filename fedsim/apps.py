@@ -105,6 +105,7 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
             lr=float(half.config["lr"]),
             seed=half.seed,
             correct_gradients=half.correct_gradients,
+            augment=workspace.federation.data.augmentation,
         )
         if local_dp:
             from fedsim.privacy.local import NOISE_KEY, train_privately
@@ -122,8 +123,7 @@ def build_client_app(cfg: DictConfig) -> ClientApp:
                 secure_mode=cfg.privacy.secure_mode,
             )
         else:
-            augment = workspace.federation.data.augmentation
-            metrics |= train_locally(model, half.data.train_x, half.data.train_y, **training, augment=augment)
+            metrics |= train_locally(model, half.data.train_x, half.data.train_y, **training)
         metrics["num-examples"] = len(half.data.train_y)
         metrics["local-epochs"] = float(half.config["local-epochs"])
         extra = half.finish(model, metrics)

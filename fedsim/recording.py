@@ -95,7 +95,7 @@ class RoundRecorder(StrategyWrapper):
         answered_nodes = {reply.metadata.src_node_id for reply in answered}
         failed = sorted(self.node_partitions[node] for node in sent if node not in answered_nodes)
         accuracies = []
-        for reply in answered:
+        for reply in sorted(answered, key=lambda reply: self.node_partitions[reply.metadata.src_node_id]):
             client = self.node_partitions[reply.metadata.src_node_id]
             for record in reply.content.metric_records.values():
                 self._record(server_round, stage, client, record)

@@ -8,7 +8,7 @@ datasets.disable_progress_bars()
 defer_submodule("flwr_datasets.visualization")  # seaborn, scipy.stats, pyplot: plots fedsim never draws
 
 from fedsim.data.augmentation import RandomCropFlip
-from fedsim.data.dataset import FederatedData
+from fedsim.data.dataset import FederatedData, TensorTransform
 from fedsim.data.fashion_mnist import load_fashion_mnist
 from fedsim.data.federation import ClientData, Federation
 from fedsim.data.loaders import load_digits, load_huggingface, load_synthetic
@@ -22,6 +22,7 @@ __all__ = [
     "Federation",
     "QuantitySkewPartitioner",
     "RandomCropFlip",
+    "TensorTransform",
     "build_partitioner",
     "load_digits",
     "load_fashion_mnist",

@@ -55,27 +55,64 @@ class FederatedData:
     std: tuple[float, ...] | None = None
     augmentation: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
+    @property
+    def transform(self) -> "TensorTransform":
+        """The transform from stored rows to model tensors (see ``TensorTransform``)."""
+        return TensorTransform(
+            feature_columns=tuple(self.feature_columns),
+            label_column=self.label_column,
+            input_shape=self.input_shape,
+            feature_scale=self.feature_scale,
+            input_dtype=self.input_dtype,
+            mean=self.mean,
+            std=self.std,
+        )
+
     def to_tensors(self, split: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         """Model inputs (``input_dtype``, ``input_shape`` per example) and labels (int64) of ``split``.
 
-        Scaling and normalization happen here, on the way from the stored (raw) columns
-        to the tensors, so the datasets themselves are never rewritten or copied.
+        The rows go through ``split.with_transform(self.transform)``: scaling and
+        normalization happen as rows are read, so the stored dataset is never rewritten
+        or copied.
         """
-        return self.columns_to_tensors(split.with_format("numpy")[:])
+        batch = split.with_transform(self.transform)[:]
+        return batch["inputs"], batch["labels"]
 
-    def columns_to_tensors(self, columns: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """``to_tensors`` of rows already read in numpy format (a dict of column arrays)."""
-        y = np.asarray(columns[self.label_column], dtype=np.int64)
+
+@dataclass(frozen=True)
+class TensorTransform:
+    """A ``datasets`` transform (``Dataset.with_transform``) from stored rows to model tensors.
+
+    It turns a batch of rows (a dict of column lists, as ``datasets`` hands a transform)
+    into ``{"inputs": ..., "labels": ...}``: features stacked, divided by
+    ``feature_scale``, colour images moved to channels first, reshaped to
+    ``input_shape`` and normalized per channel; token ids pass unchanged. It holds only
+    the description of the columns, so ``datasets`` fingerprints it in microseconds.
+    Random augmentation is not part of it: it is drawn per training minibatch (see
+    ``FederatedData.augmentation``).
+    """
+
+    feature_columns: tuple[str, ...]
+    label_column: str
+    input_shape: tuple[int, ...]
+    feature_scale: float = 1.0
+    input_dtype: str = "float32"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
+        y = np.asarray(batch[self.label_column], dtype=np.int64)
         if self.input_dtype == TOKEN_DTYPE:
-            x = np.asarray(columns[self.feature_columns[0]], dtype=np.int64)
-            return torch.from_numpy(np.ascontiguousarray(x.reshape(len(y), *self.input_shape))), torch.from_numpy(y)
-        x = features_array(columns, self.feature_columns) / np.float32(self.feature_scale)
+            x = np.asarray(batch[self.feature_columns[0]], dtype=np.int64)
+            inputs = torch.from_numpy(np.ascontiguousarray(x.reshape(len(y), *self.input_shape)))
+            return {"inputs": inputs, "labels": torch.from_numpy(y)}
+        x = features_array(batch, list(self.feature_columns)) / np.float32(self.feature_scale)
         if x.ndim == 4:  # colour images arrive height x width x channels
             x = x.transpose(0, 3, 1, 2)
         x = np.ascontiguousarray(x.reshape(len(y), *self.input_shape))
         if self.mean is not None:
             x = normalize(x, self.mean, self.std)
-        return torch.from_numpy(x), torch.from_numpy(y)
+        return {"inputs": torch.from_numpy(x), "labels": torch.from_numpy(y)}
 
 
 def normalize(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:

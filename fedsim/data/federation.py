@@ -68,7 +68,7 @@ class Federation:
         self._clients: OrderedDict[int, ClientData] = OrderedDict()
         self._cached_bytes = 0
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._numpy_view: datasets.Dataset | None = None
+        self._tensor_view: datasets.Dataset | None = None
 
     @property
     def num_clients(self) -> int:
@@ -97,9 +97,10 @@ class Federation:
         if rows is None:
             x, y = self.data.to_tensors(self.partitioner.load_partition(partition_id))
         else:  # read the rows directly: building a Dataset per client costs more than reading it
-            if self._numpy_view is None:
-                self._numpy_view = self.partitioner.dataset.with_format("numpy")
-            x, y = self.data.columns_to_tensors(self._numpy_view[rows])
+            if self._tensor_view is None:
+                self._tensor_view = self.partitioner.dataset.with_transform(self.data.transform)
+            batch = self._tensor_view[rows]
+            x, y = batch["inputs"], batch["labels"]
         rng = np.random.default_rng([self.seed, partition_id])
         order = torch.from_numpy(rng.permutation(len(y)))
         num_eval = min(len(y) - 1, max(1, round(self.eval_fraction * len(y))))

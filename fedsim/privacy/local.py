@@ -56,6 +56,7 @@ def train_privately(
     accountant: str,
     secure_mode: bool,
     correct_gradients: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """DP-SGD on (x, y) with Opacus: Poisson sampling, per-sample clipping, Gaussian noise.
 
@@ -67,7 +68,10 @@ def train_privately(
     ``correct_gradients``, the client half's hook, is applied to the noised gradient:
     a correction that depends only on the weights, the server's message and the
     client's earlier private outputs (FedProx's proximal term, SCAFFOLD's control
-    variates) is post-processing and keeps the guarantee.
+    variates) is post-processing and keeps the guarantee. ``augment(inputs,
+    generator)``, if given, transforms each sampled batch before its per-example
+    gradients (each example's gradient still depends on that example alone), with draws
+    from a generator seeded by ``seed``.
 
     The client's accountant history lives in ``state`` (its node's Context.state) and
     grows with every round, so the ``epsilon`` returned is the client's cumulative one
@@ -101,8 +105,11 @@ def train_privately(
             noise_generator=None if secure_mode else torch.Generator().manual_seed(seed),
         )
         parameters = [p for p in module.parameters() if p.requires_grad]
+        augment_generator = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             for inputs, targets in loader:
+                if augment is not None:
+                    inputs = augment(inputs, augment_generator)
                 optimizer.zero_grad()
                 logits = module(inputs)
                 loss = F.cross_entropy(logits, targets)

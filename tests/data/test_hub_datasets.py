@@ -142,3 +142,25 @@ def test_random_crop_flip_without_padding_only_flips():
     augmented = RandomCropFlip(padding=0)(images, torch.Generator().manual_seed(0))
     for original, out in zip(images, augmented):
         assert torch.equal(out, original) or torch.equal(out, original.flip(2))
+
+
+@pytest.mark.parametrize("privacy", ["none", "local_dp"])
+def test_augmentation_reaches_training_and_stays_reproducible(tmp_path, privacy):
+    from fedsim.results import load
+    from fedsim.runner import run
+
+    files = write_cifar10_parquet(tmp_path, num_train=16, num_test=4)
+    base = ["dataset=cifar10", "model=cnn", "num_clients=2", "clients_per_round=2", "eval_clients_per_round=0",
+            "num_rounds=1", "partitioner=iid", f"privacy={privacy}", *local(files)]
+    if privacy == "local_dp":
+        base.append("privacy.noise_multiplier=1.0")
+
+    def train_losses(augment: str, name: str) -> list[float]:
+        cfg = compose_config(*base, f"dataset.augment={augment}")
+        frame = load(run(cfg, tmp_path / name, choices={}, quiet=True).run_dir)
+        per_client = frame[(frame["stage"] == "train") & (frame["metric"] == "loss") & frame["client"].notna()]
+        return per_client.sort_values("client")["value"].tolist()
+
+    augmented, again, plain = train_losses("true", "a"), train_losses("true", "b"), train_losses("false", "c")
+    assert len(augmented) == 2 and augmented == again
+    assert augmented != plain

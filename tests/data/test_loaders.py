@@ -358,3 +358,23 @@ def test_normalization_is_per_channel_after_scaling():
     x, _ = data.to_tensors(split)
     for channel, (mean, std) in enumerate([(0.1, 0.5), (0.2, 1.0), (0.3, 2.0)]):
         np.testing.assert_allclose(x[:, channel].numpy(), (pixels[..., channel] / 10.0 - mean) / std, rtol=1e-6)
+
+
+def test_tensors_are_made_by_a_datasets_transform_without_rewriting_the_split():
+    from fedsim.data import FederatedData
+
+    raw = np.array([[0, 8], [16, 4], [2, 6]], dtype=np.uint8)
+    split = datasets.Dataset.from_dict({"x": raw, "label": [2, 0, 1]})
+    table, fingerprint = split.data, split._fingerprint
+    data = FederatedData(split, split, ["x"], "label", (2,), 3, feature_scale=16.0, mean=(0.5,), std=(0.25,))
+
+    x, y = data.to_tensors(split)
+    expected = (raw / 16.0 - 0.5) / 0.25
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)
+    assert y.tolist() == [2, 0, 1]
+    # the same transform, read lazily row by row through datasets, gives the same tensors
+    lazy = split.with_transform(data.transform)
+    np.testing.assert_allclose(lazy[[2, 0]]["inputs"].numpy(), expected[[2, 0]], rtol=1e-6)
+    # the stored split is untouched: same Arrow table, no format set, no cache files
+    assert split.data is table and split._fingerprint == fingerprint
+    assert split.format["type"] is None and split.cache_files == []

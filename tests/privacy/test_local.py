@@ -40,6 +40,26 @@ def test_without_noise_or_clipping_full_batch_dp_sgd_is_gradient_descent():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_augmentation_transforms_every_sampled_batch():
+    # Full batches, no noise, no clipping: DP-SGD with an augmentation is gradient descent on
+    # the augmented inputs (here a deterministic one, the features reversed, so the
+    # expected weights come from plain training on reversed data).
+    x, y = data()
+    plain, private = model(), model()
+    train_locally(plain, x.flip(-1), y, epochs=3, batch_size=30, lr=0.1, seed=1)
+    seen = []
+
+    def reverse(inputs, generator):
+        assert isinstance(generator, torch.Generator)
+        seen.append(len(inputs))
+        return inputs.flip(-1)
+
+    private_round(private, RecordDict(), noise=0.0, clip=1e6, batch_size=30, epochs=3, augment=reverse)
+    assert seen == [30, 30, 30]
+    for a, b in zip(plain.state_dict().values(), private.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_the_client_epsilon_is_cumulative_over_rounds():
     state, net = RecordDict(), model()
     first = private_round(net, state, seed=1)["epsilon"]
