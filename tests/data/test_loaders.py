@@ -75,6 +75,19 @@ def test_digits_features_are_sklearn_images_over_16(sklearn_bunch):
     np.testing.assert_array_equal(sorted_rows(got), sorted_rows(expected))
 
 
+def test_digits_file_read_directly_equals_sklearns_loader(sklearn_bunch, monkeypatch):
+    from fedsim.data import loaders
+
+    pixels, labels = loaders.read_sklearn_digits()
+    np.testing.assert_array_equal(pixels, sklearn_bunch.data)
+    np.testing.assert_array_equal(labels, sklearn_bunch.target)
+    # without the bundled file, scikit-learn's own loader gives the same arrays
+    monkeypatch.setattr(loaders.Path, "is_file", lambda self: False)
+    fallback_pixels, fallback_labels = loaders.read_sklearn_digits()
+    np.testing.assert_array_equal(fallback_pixels, sklearn_bunch.data)
+    np.testing.assert_array_equal(fallback_labels, sklearn_bunch.target)
+
+
 def test_digits_same_seed_same_split_other_seed_other_split():
     a, b, c = load_digits(seed=1), load_digits(seed=1), load_digits(seed=2)
     xa, xb, xc = (d.to_tensors(d.test)[0].numpy() for d in (a, b, c))
