@@ -6,10 +6,12 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from flwr.serverapp import ServerApp
 
 from fedsim.apps import build_client_app, build_server_app
 from fedsim.config import ConfigError
 from fedsim.engines import LocalEngine
+from fedsim.instantiate import build
 from fedsim.models import build_model
 from fedsim.results import load, round_table
 from fedsim.runner import run
@@ -150,10 +152,30 @@ def test_ray_engine_gives_the_local_engine_numbers(local_run, tmp_path):
     pytest.importorskip("ray")
     cfg, summary = local_run
     ray_cfg = compose_config("num_clients=6", "clients_per_round=4", "eval_clients_per_round=3", "engine=ray")
-    run(ray_cfg, tmp_path, quiet=True)
-    local, ray = metric_values(summary.run_dir), metric_values(tmp_path)
+    run(ray_cfg, tmp_path / "first", quiet=True)
+    local, ray = metric_values(summary.run_dir), metric_values(tmp_path / "first")
     assert local.index.equals(ray.index)
     np.testing.assert_allclose(ray.values, local.values, rtol=0, atol=1e-6)
+
+    # the next run in this process reuses the first run's actors, with the same numbers
+    from fedsim.engines import ray as ray_engine
+
+    kept = ray_engine._kept_actors[1]
+    run(ray_cfg, tmp_path / "second", quiet=True)
+    assert ray_engine._kept_actors[1] is kept
+    again = metric_values(tmp_path / "second")
+    assert again.index.equals(ray.index) and (again.values == ray.values).all()
+
+    # a run that fails leaves no actors behind for the next one
+    failing = ServerApp()
+
+    @failing.main()
+    def main(grid, context):
+        raise ValueError("the server app failed")
+
+    with pytest.raises(ValueError, match="the server app failed"):
+        build(ray_cfg.engine).run(failing, build_client_app(ray_cfg), ray_cfg.num_clients)
+    assert ray_engine._kept_actors is None
 
 
 def test_tensorboard_logger_writes_the_aggregate_metrics_of_every_round(tmp_path):

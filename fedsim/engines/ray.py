@@ -5,12 +5,18 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
+if TYPE_CHECKING:
+    from flwr.simulation.ray_transport.ray_actor import BasicActorPool
+
 # The arguments this process's Ray runtime was started with by fedsim, if it was.
 _started_with: dict | None = None
+# The idle actor pool the last run left, with the client resources it was made for.
+_kept_actors: tuple[dict, "BasicActorPool"] | None = None
 
 
 class _DropRunSimulationDeprecation(logging.Filter):
@@ -23,9 +29,11 @@ class _DropRunSimulationDeprecation(logging.Filter):
 class RayEngine:
     """Run the apps with ``flwr.simulation.run_simulation`` on Ray.
 
-    The Ray runtime is started once per process and kept for the next run (the runs
-    of a Hydra sweep share it): Flower's Ray backend shuts Ray down after every run,
-    which costs each run Ray's start-up again. Ray shuts it down when the process ends.
+    The Ray runtime and the backend's ClientApp actors are started once per process
+    and kept for the next run (the runs of a Hydra sweep share them): Flower's Ray
+    backend ends its actors and Ray after every run, which costs each run Ray's start-up
+    and new actor processes that import torch and fedsim again. Ray ends both when the
+    process ends.
 
     Parameters
     ----------
@@ -57,6 +65,9 @@ class RayEngine:
                     num_supernodes=num_nodes,
                     backend_config={"client_resources": self.client_resources, "init_args": init_args},
                 )
+        except BaseException:
+            discard_kept_actors()  # a failed run may leave its actors busy or broken
+            raise
         finally:
             flwr_logger.removeFilter(notice_filter)
 
@@ -84,16 +95,56 @@ def start_ray(init_args: dict) -> None:
 
 @contextmanager
 def ray_kept_running() -> Iterator[None]:
-    """Let Flower's Ray backend end its actors but not the Ray runtime."""
+    """Let Flower's Ray backend keep the Ray runtime and its idle actors for the next run.
+
+    A run whose actors are all idle and alive at its end leaves them to the next run
+    with the same client resources, which uses them instead of starting new ones
+    (Flower's actors load the ClientApp anew for every message, so nothing of a run's
+    apps stays behind in them); otherwise they are ended as Flower ends them.
+    """
     from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
 
-    def terminate_actors(backend: RayBackend) -> None:
-        if backend.pool:
-            backend.pool.terminate_all_actors()
+    def build_or_reuse(backend: RayBackend, app_fn) -> None:
+        global _kept_actors  # pylint: disable=global-statement
+        if _kept_actors is not None and _kept_actors[0] == backend.client_resources:
+            backend.pool, backend.app_fn = _kept_actors[1], app_fn
+            _kept_actors = None
+            return
+        discard_kept_actors()
+        build(backend, app_fn)
 
-    terminate = RayBackend.terminate
-    RayBackend.terminate = terminate_actors
+    def keep_idle_actors(backend: RayBackend) -> None:
+        global _kept_actors  # pylint: disable=global-statement
+        pool = backend.pool
+        if pool is None:
+            return
+        if pool.num_actors and len(pool.pool) == pool.num_actors and _alive(pool.pool):
+            _kept_actors = (dict(backend.client_resources), pool)
+        else:
+            pool.terminate_all_actors()
+
+    build, terminate = RayBackend.build, RayBackend.terminate
+    RayBackend.build, RayBackend.terminate = build_or_reuse, keep_idle_actors
     try:
         yield
     finally:
-        RayBackend.terminate = terminate
+        RayBackend.build, RayBackend.terminate = build, terminate
+
+
+def discard_kept_actors() -> None:
+    """End the actors a previous run left for the next one, if any."""
+    global _kept_actors  # pylint: disable=global-statement
+    if _kept_actors is not None:
+        _kept_actors[1].terminate_all_actors()
+        _kept_actors = None
+
+
+def _alive(actors: list) -> bool:
+    """Whether every actor answers (a crashed actor would fail every message sent to it)."""
+    import ray
+
+    try:
+        ray.get([actor.__ray_ready__.remote() for actor in actors], timeout=30)
+    except ray.exceptions.RayError:
+        return False
+    return True
