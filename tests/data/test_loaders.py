@@ -76,8 +76,6 @@ def test_digits_features_are_sklearn_images_over_16(sklearn_bunch):
 
 
 def test_digits_file_read_directly_equals_sklearns_loader(sklearn_bunch, monkeypatch):
-    from fedsim.data import loaders
-
     pixels, labels = loaders.read_sklearn_digits()
     np.testing.assert_array_equal(pixels, sklearn_bunch.data)
     np.testing.assert_array_equal(labels, sklearn_bunch.target)
