@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from fedsim.compose import group_choices
-from fedsim.config import ConfigError, register_schemas, validate
+from fedsim.config import ConfigError, register_schemas
 from fedsim.results import SWEEP_FILE, read_status, record_failure, save_sweep, write_status
 
 CONFIG_PATH = "pkg://fedsim.conf"
@@ -33,10 +33,9 @@ def _run_from_hydra(cfg: DictConfig) -> float | None:
         describe_sweep(Path(hydra_cfg.sweep.dir))
     write_status(run_dir, "running")
     try:
-        validate(cfg)  # before the heavy imports, so a mistyped value fails fast
         from fedsim.runner import run
 
-        summary = run(cfg, run_dir, group_choices(hydra_cfg.runtime.choices), quiet=quiet)
+        summary = run(cfg, run_dir, group_choices(hydra_cfg.runtime.choices, cfg), quiet=quiet)
     except Exception as error:  # pylint: disable=broad-exception-caught
         if read_status(run_dir)["status"] != "failed":  # the runner records what fails inside it
             record_failure(run_dir, error)

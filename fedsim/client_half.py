@@ -1,4 +1,4 @@
-"""Client halves of algorithms: what a client does around fedsim's local training loop.
+"""Client halves of algorithms: what a client does around fedsim's one local training function.
 
 An algorithm such as FedProx or SCAFFOLD changes both the server's aggregation (a
 Flower ``Strategy``) and the client's local objective. The client half reads what the
@@ -6,28 +6,34 @@ server sent in the Message, corrects the local gradients, keeps state that must 
 a round in the node's ``Context.state`` (never in globals, so it works on every engine),
 and adds records to the reply.
 
-A strategy names its client half with a ``client_half`` class attribute; Flower's own
-strategies that need one are mapped in ``_flower_client_halves``.
+A strategy names its client half with a ``client_half`` class attribute (plain
+training when it has none); the server sends the half's class path in every message
+(``CLIENT_HALF_KEY``), so the ClientApp needs nothing from the strategy's config.
 """
 
+import functools
 from collections.abc import Sequence
 
 import torch
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from hydra.utils import get_class
 from torch import nn
 
 from fedsim.data import ClientData
 from fedsim.resident import load_weights
-from fedsim.training import evaluate
+from fedsim.training import Augmentation, GradientCorrection, TrainingRecipe, evaluate, train
+
+# Keys every message's config record carries besides the training recipe.
+CLIENT_HALF_KEY = "client-half"  # the class path of the strategy's client half
+SEED_KEY = "seed"  # the run's seed, from which each client's seed is drawn
 
 
 class ClientHalf:
     """Plain local training (FedAvg's client); the base of every client half.
 
     One instance handles one message. For a training message the client calls
-    ``load`` -> ``start`` -> ``correct_gradients`` at every SGD step -> ``finish``;
-    for an evaluation message ``load`` -> ``evaluate``.
+    ``load`` -> ``start`` -> ``train`` (which calls ``correct_gradients`` at every SGD
+    step) -> ``finish``; for an evaluation message ``load`` -> ``evaluate``.
 
     Parameters
     ----------
@@ -40,16 +46,21 @@ class ClientHalf:
         The client's local training and evaluation tensors.
     seed : int
         Seed of this client's randomness in this round.
+    augment : Augmentation | None
+        The dataset's training augmentation, drawn anew for every minibatch.
     """
 
-    def __init__(self, message: Message, state: RecordDict, data: ClientData, seed: int) -> None:
+    def __init__(
+        self, message: Message, state: RecordDict, data: ClientData, seed: int, augment: Augmentation | None = None
+    ) -> None:
         self.message = message
         self.state = state
         self.data = data
         self.seed = seed
+        self.augment = augment
 
     @property
-    def config(self):
+    def config(self) -> ConfigRecord:
         return self.message.content["config"]
 
     def load(self, model: nn.Module) -> None:
@@ -59,6 +70,23 @@ class ClientHalf:
     def start(self, model: nn.Module) -> dict[str, float]:
         """Prepare local training; return metrics to report (none by default)."""
         return {}
+
+    def train(self, model: nn.Module, correct_gradients: GradientCorrection | None) -> dict[str, float]:
+        """Train ``model`` on the local training data as the message's recipe says.
+
+        Every model a client half trains goes through here, so local DP-SGD (and its
+        accountant in the node's state) and augmentation apply to all of them.
+        """
+        return train(
+            model,
+            self.data.train_x,
+            self.data.train_y,
+            TrainingRecipe.from_config(self.config),
+            seed=self.seed,
+            state=self.state,
+            correct_gradients=correct_gradients,
+            augment=self.augment,
+        )
 
     def correct_gradients(
         self, parameters: Sequence[torch.Tensor], gradients: Sequence[torch.Tensor]
@@ -75,44 +103,13 @@ class ClientHalf:
         return evaluate(model, self.data.eval_x, self.data.eval_y)
 
 
-class ProximalClient(ClientHalf):
-    """FedProx's client (Li et al. 2020): minimize the local loss + mu/2 ||w - w_global||^2.
-
-    The server sends mu as ``proximal-mu`` in the train config; the proximal term's
-    gradient mu (w - w_global) is added to every minibatch gradient.
-    """
-
-    def start(self, model):
-        self.mu = float(self.config["proximal-mu"])
-        self.global_parameters = [p.detach().clone() for p in model.parameters() if p.requires_grad]
-        return {}
-
-    def correct_gradients(self, parameters, gradients):
-        if self.mu == 0:
-            return gradients
-        return [g + self.mu * (p.detach() - w) for p, g, w in zip(parameters, gradients, self.global_parameters)]
+def client_half_path(strategy: object) -> str:
+    """The class path of the client half ``strategy`` (a server half) needs, for the messages."""
+    half = getattr(type(strategy), "client_half", ClientHalf)
+    return f"{half.__module__}.{half.__qualname__}"
 
 
-class FairLossClient(ClientHalf):
-    """q-FedAvg's client (Li et al. 2020, q-FFL): report the global model's loss on the
-    local training data, measured before training, as ``train_loss``."""
-
-    def start(self, model):
-        return {"train_loss": evaluate(model, self.data.train_x, self.data.train_y)["loss"]}
-
-
-def _flower_client_halves() -> dict[type, type[ClientHalf]]:
-    from flwr.serverapp.strategy import FedProx, QFedAvg
-
-    return {FedProx: ProximalClient, QFedAvg: FairLossClient}
-
-
-def client_half_for(strategy_target: str) -> type[ClientHalf]:
-    """The client half class the strategy at ``strategy_target`` (a class path) needs."""
-    strategy_class = get_class(strategy_target)
-    half = getattr(strategy_class, "client_half", None)
-    if half is None:
-        half = next(
-            (h for cls, h in _flower_client_halves().items() if issubclass(strategy_class, cls)), ClientHalf
-        )
-    return half
+@functools.lru_cache(maxsize=None)
+def client_half_class(path: str) -> type[ClientHalf]:
+    """The client half class a message names."""
+    return get_class(path)

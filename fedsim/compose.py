@@ -7,13 +7,18 @@ from omegaconf import DictConfig, open_dict
 from fedsim.config import register_schemas
 
 
-def group_choices(choices: Mapping[str, str | None]) -> dict[str, str]:
-    """The option chosen in each fedsim config group, without Hydra's own groups."""
-    return {
+def group_choices(choices: Mapping[str, str | None], cfg: DictConfig) -> dict[str, object]:
+    """The option chosen in each fedsim config group, without Hydra's own groups.
+
+    ``callbacks`` holds several options at once: it is recorded as their names, comma-separated.
+    """
+    chosen: dict[str, object] = {
         group: option
         for group, option in choices.items()
-        if option is not None and not group.startswith(("hydra", "schema"))
+        if option is not None and not group.startswith(("hydra", "schema", "callbacks"))
     }
+    chosen["callbacks"] = ",".join(cfg.get("callbacks") or {})
+    return chosen
 
 
 def compose(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
@@ -28,7 +33,7 @@ def compose(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
     register_schemas()
     with initialize_config_module("fedsim.conf", version_base=None):
         cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
-    choices = group_choices(cfg.hydra.runtime.choices)
+    choices = group_choices(cfg.hydra.runtime.choices, cfg)
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, choices

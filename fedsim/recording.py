@@ -1,19 +1,16 @@
-"""A strategy wrapper that records every round: per-client and aggregated metrics, fairness, bytes, time."""
+"""A strategy wrapper that records every round (per-client and aggregated metrics, bytes, time) and hands it to the callbacks."""
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
-from fedsim.results import MetricsWriter
+from fedsim.callbacks.base import Callback, History, Row
 from fedsim.strategy_wrapper import StrategyWrapper
-
-Row = tuple[int, str, int | None, str, float]
-WORST_SHARE = 0.1
 
 
 def content_bytes(content: RecordDict) -> int:
@@ -25,29 +22,20 @@ def content_bytes(content: RecordDict) -> int:
     )
 
 
-def fairness(accuracies: list[float]) -> dict[str, float]:
-    """Spread of client accuracies: the standard deviation and the mean of the worst 10%.
-
-    The worst 10% are the ``ceil(0.1 * n)`` lowest accuracies, so at least one client.
-    """
-    ordered = sorted(accuracies)  # sums in a fixed order: replies arrive in any order
-    worst = ordered[: math.ceil(WORST_SHARE * len(ordered))]
-    return {"accuracy_std": float(np.std(ordered)), "accuracy_worst10pct": float(np.mean(worst))}
-
-
 class ClientsFailed(RuntimeError):
     """Every client of a round replied with an error."""
 
 
 class RoundRecorder(StrategyWrapper):
-    """Wrap a strategy and write each round's metrics as soon as the round ends.
+    """Wrap a strategy and hand each round's rows to the callbacks as soon as the round ends.
 
     A round ends with the centralized evaluation, so ``start`` always evaluates the
-    global model on the server with ``evaluate_fn`` and then appends the round's rows.
-    Besides every client's metrics and the strategy's aggregates it records, per stage,
-    the clients sent a message, the partitions that failed (a ``failed`` row each), the
-    array bytes sent down and up, and for federated evaluation the spread of client
-    accuracy (``fairness``).
+    global model on the server with ``evaluate_fn`` and then ends the round. Besides
+    every client's metrics and the strategy's aggregates it records, per stage, the
+    clients sent a message, the partitions that failed (a ``failed`` row each) and the
+    array bytes sent down and up. At the end of a round the callbacks that add metrics
+    run first, then the round's aggregates enter ``history``, then the other callbacks
+    run (see ``fedsim.callbacks``).
 
     Parameters
     ----------
@@ -55,23 +43,23 @@ class RoundRecorder(StrategyWrapper):
         The strategy to wrap.
     node_partitions : dict[int, int]
         Partition id of every node id, to name clients by partition id.
-    writer : MetricsWriter
-        Where the rows go.
-    on_round_end : Callable[[int, dict[str, float]], None]
-        Called with the round and its aggregate metrics (``stage_metric`` keys).
+    callbacks : Sequence[Callback]
+        The run's round observers.
+    history : History
+        Where the aggregates of every round are kept.
     """
 
     def __init__(
         self,
         strategy: Strategy,
         node_partitions: dict[int, int],
-        writer: MetricsWriter,
-        on_round_end: Callable[[int, dict[str, float]], None],
+        callbacks: Sequence[Callback],
+        history: History,
     ) -> None:
         super().__init__(strategy)
         self.node_partitions = node_partitions
-        self.writer = writer
-        self.on_round_end = on_round_end
+        self.callbacks = sorted(callbacks, key=lambda callback: not callback.adds_metrics)
+        self.history = history
         self._rows: list[Row] = []
         self._sent: dict[str, list[int]] = {}
         self._round_started = time.perf_counter()
@@ -94,13 +82,10 @@ class RoundRecorder(StrategyWrapper):
         sent = self._sent.pop(stage, [])
         answered_nodes = {reply.metadata.src_node_id for reply in answered}
         failed = sorted(self.node_partitions[node] for node in sent if node not in answered_nodes)
-        accuracies = []
         for reply in sorted(answered, key=lambda reply: self.node_partitions[reply.metadata.src_node_id]):
             client = self.node_partitions[reply.metadata.src_node_id]
             for record in reply.content.metric_records.values():
                 self._record(server_round, stage, client, record)
-                if "accuracy" in record:
-                    accuracies.append(float(record["accuracy"]))
         self._rows += [(server_round, stage, client, "failed", 1.0) for client in failed]
         bytes_up = sum(content_bytes(reply.content) for reply in answered)
         self._rows += [
@@ -108,14 +93,21 @@ class RoundRecorder(StrategyWrapper):
             (server_round, "system", None, f"{stage}_failures", float(len(failed))),
             (server_round, "system", None, f"{stage}_bytes_up", float(bytes_up)),
         ]
-        if stage == "federated" and accuracies:
-            self._record(server_round, stage, None, fairness(accuracies))
         if sent and not answered:
-            self.writer.write(self._rows)  # the failed partitions stay on record
-            self._rows = []
+            self._end_round(server_round)  # the failed partitions stay on record
             reasons = [reply.error.reason for reply in replies if reply.has_error()] or ["no reply"]
             raise ClientsFailed(f"every client failed in round {server_round} ({stage}); the first error: {reasons[0]}")
         return replies
+
+    def _end_round(self, server_round: int) -> None:
+        """Hand the round's rows to the callbacks (those that add metrics first) and keep its aggregates."""
+        rows, self._rows = self._rows, []
+        adding = [callback for callback in self.callbacks if callback.adds_metrics]
+        for callback in adding:
+            callback.on_round_end(server_round, rows, self.history)
+        self.history.add(server_round, rows)
+        for callback in self.callbacks[len(adding):]:
+            callback.on_round_end(server_round, rows, self.history)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -167,10 +159,7 @@ class RoundRecorder(StrategyWrapper):
             if server_round > 0:
                 seconds = time.perf_counter() - self._round_started
                 self._rows.append((server_round, "system", None, "round_seconds", seconds))
-            self.writer.write(self._rows)
-            aggregates = {f"{stage}_{name}": value for r, stage, client, name, value in self._rows if client is None}
-            self._rows = []
-            self.on_round_end(server_round, aggregates)
+            self._end_round(server_round)
             return metrics
 
         return super().start(

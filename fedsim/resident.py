@@ -14,7 +14,8 @@ from io import BytesIO
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord
-from flwr.common.constant import SType
+
+from fedsim.flower_internals import fill_numpy_array_fields
 
 
 class ResidentArray(Array):
@@ -25,10 +26,9 @@ class ResidentArray(Array):
     """
 
     def __init__(self, values: np.ndarray) -> None:
-        # Array.__setattr__ would mark the object dirty field by field; set them at once.
-        self.__dict__.update(
-            dtype=str(values.dtype), shape=tuple(values.shape), stype=SType.NUMPY, values=values
-        )
+        # Array.__init__ would serialise the values to .npy bytes; fill its fields directly.
+        fill_numpy_array_fields(self, values)
+        self.values = values
 
     @property
     def data(self) -> bytes:  # type: ignore[override]

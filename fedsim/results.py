@@ -182,6 +182,32 @@ def run_columns(run_dir: Path) -> dict[str, object]:
         columns.update(yaml.safe_load(choices_path.read_text()) or {})
     if config_path.is_file():
         columns.update(_flatten(yaml.safe_load(config_path.read_text()) or {}))
+    return upgrade_columns(columns)
+
+
+# The round observers every run had before they became the ``callbacks`` config group.
+FORMER_CALLBACKS = "progress,metrics_csv,fairness"
+
+
+def upgrade_columns(columns: dict[str, object]) -> dict[str, object]:
+    """The columns of a run written by an earlier fedsim, under today's names.
+
+    ``privacy.mechanism`` named the privacy option (today the ``privacy`` column and
+    ``privacy._target_``); the ``logger`` group became a callback next to the observers
+    every run had; ``strategy.num_clients`` is no longer a setting (it is ``num_clients``).
+    """
+    columns = dict(columns)
+    mechanism = columns.pop("privacy.mechanism", None)
+    if mechanism is not None:
+        columns.setdefault("privacy", mechanism)
+    logger = columns.pop("logger", None)
+    if logger is not None:
+        columns.setdefault("callbacks", FORMER_CALLBACKS + (f",{logger}" if logger != "none" else ""))
+    for key in [key for key in columns if key.startswith("logger.")]:
+        value = columns.pop(key)
+        if key != "logger._target_":  # the logger classes are gone; the callback's target is today's
+            columns.setdefault(f"callbacks.{logger}.{key.removeprefix('logger.')}", value)
+    columns.pop("strategy.num_clients", None)
     return columns
 
 

@@ -2,16 +2,15 @@
 
 from collections.abc import Iterable
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=no-name-in-module
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
-from flwr.supercore.run import Run
 
+from fedsim.flower_internals import Run
+from fedsim.seeds import generator
 from fedsim.strategy_wrapper import StrategyWrapper
 
-_STAGE_STREAM = {"train": 0, "evaluate": 1}
+_STAGE_STREAM = {"train": "sampling-train", "evaluate": "sampling-evaluate"}
 
 
 def sample_partitions(seed: int, server_round: int, stage: str, num_clients: int, size: int) -> list[int]:
@@ -20,7 +19,7 @@ def sample_partitions(seed: int, server_round: int, stage: str, num_clients: int
     Each (seed, round, stage) has its own generator, so the draw is the same whatever
     ran before it, whichever engine runs, and whatever order nodes are listed in.
     """
-    rng = np.random.default_rng([seed, server_round, _STAGE_STREAM[stage]])
+    rng = generator(seed, _STAGE_STREAM[stage], server_round)
     return sorted(rng.choice(num_clients, size=size, replace=False).tolist())
 
 
@@ -45,9 +44,6 @@ class NodeSubsetGrid(Grid):
 
     def get_node_ids(self) -> Iterable[int]:
         return list(self._node_ids)
-
-    def get_nodes(self) -> Iterable[NodeInfo]:
-        return (NodeInfo(node_id=node_id) for node_id in self._node_ids)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         return self._grid.push_messages(messages)

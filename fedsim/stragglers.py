@@ -8,14 +8,12 @@ partial work.
 
 from collections.abc import Iterable
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedsim.seeds import generator
 from fedsim.strategy_wrapper import StrategyWrapper
-
-_STRAGGLER_STREAM = 2  # after SeededSampling's train (0) and evaluate (1) streams
 
 
 def draw_stragglers(
@@ -27,7 +25,7 @@ def draw_stragglers(
     [1, max_epochs]; drawn from (seed, round) and the sorted partitions only, so the
     same clients straggle in the same rounds whichever strategy runs.
     """
-    rng = np.random.default_rng([seed, server_round, _STRAGGLER_STREAM])
+    rng = generator(seed, "stragglers", server_round)
     ordered = sorted(partitions)
     chosen = rng.choice(ordered, size=int(round(fraction * len(ordered))), replace=False)
     epochs = rng.integers(1, max_epochs + 1, size=len(chosen))

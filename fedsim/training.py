@@ -1,10 +1,82 @@
 """Local training and evaluation loops run by every client and by the server's evaluation."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+from flwr.app import ConfigRecord, RecordDict
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from fedsim.privacy.local import DPSGD
+
+GradientCorrection = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]]
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+LR_KEY, EPOCHS_KEY, BATCH_SIZE_KEY = "lr", "local-epochs", "batch-size"
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """How a client trains in one round, as the server's message says (its config record).
+
+    Attributes
+    ----------
+    epochs, batch_size, lr : int, int, float
+        Local epochs, minibatch size and SGD learning rate.
+    dp : DPSGD | None
+        Local differential privacy (Opacus DP-SGD) settings, or None for plain SGD.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    dp: "DPSGD | None" = None
+
+    @classmethod
+    def from_config(cls, config: ConfigRecord) -> "TrainingRecipe":
+        from fedsim.privacy.local import DPSGD
+
+        return cls(
+            epochs=int(config[EPOCHS_KEY]),
+            batch_size=int(config[BATCH_SIZE_KEY]),
+            lr=float(config[LR_KEY]),
+            dp=DPSGD.from_config(config),
+        )
+
+    def to_config(self) -> dict[str, int | float | str | bool]:
+        """The config-record entries that describe this recipe."""
+        entries = {LR_KEY: self.lr, EPOCHS_KEY: self.epochs, BATCH_SIZE_KEY: self.batch_size}
+        return entries | (self.dp.to_config() if self.dp is not None else {})
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: TrainingRecipe,
+    *,
+    seed: int,
+    state: RecordDict,
+    correct_gradients: GradientCorrection | None = None,
+    augment: Augmentation | None = None,
+) -> dict[str, float]:
+    """Train ``model`` on (x, y) as ``recipe`` says: plain minibatch SGD, or DP-SGD under local DP.
+
+    The one training function of every client half (FedAvg's, SCAFFOLD's, Ditto's
+    personal model, ...), so that local DP and augmentation reach every model a client
+    trains. Under DP-SGD the client's accountant lives in ``state`` (its node's
+    ``Context.state``), so every model trained on the client's data is accounted.
+    """
+    common = dict(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
+                  correct_gradients=correct_gradients, augment=augment)
+    if recipe.dp is None:
+        return train_locally(model, x, y, **common)
+    from fedsim.privacy.local import train_privately
+
+    return train_privately(model, x, y, **common, state=state, dp=recipe.dp)
 
 
 def train_locally(
@@ -16,13 +88,10 @@ def train_locally(
     batch_size: int,
     lr: float,
     seed: int,
-    correct_gradients: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    correct_gradients: GradientCorrection | None = None,
+    augment: Augmentation | None = None,
 ) -> dict[str, float]:
     """Plain minibatch SGD on (x, y); the data order of every epoch is drawn from ``seed``.
-
-    The update is written out rather than taken from ``torch.optim``, whose import
-    alone costs seconds of start-up.
 
     ``correct_gradients(parameters, gradients)``, if given, adjusts each minibatch's
     gradients before the step: the hook an algorithm's client half uses (FedProx's

@@ -6,8 +6,8 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
+from fedsim.flower_internals import check_and_log_replies, validate_message_reply_consistency
 from fedsim.resident import ResidentArray
 
 
@@ -67,7 +67,7 @@ class GlobalModelUpdate(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         extra = self.replies_carry_extra_arrays
-        valid_replies, _ = self._check_and_log_replies(replies, is_train=True, validate=not extra)
+        valid_replies, _ = check_and_log_replies(self, replies, is_train=True, validate=not extra)
         if not valid_replies:
             return None, None
         contents = [reply.content for reply in valid_replies]

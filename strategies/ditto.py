@@ -11,7 +11,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedsim.client_half import ClientHalf
-from fedsim.training import train_locally
+from fedsim.config.checks import require
 from strategies.client_state import norm, store, trainable_weights
 
 LAMBDA_KEY = "ditto-lambda"
@@ -25,6 +25,9 @@ class DittoClient(ClientHalf):
     personal model v_k (kept in the node's state; the global model of its first round
     to start with) for the same local epochs, with the same data order, on
     L_k(v) + lambda/2 ||v - w||^2. Only the global model goes back to the server.
+    Both models train through the client's one training function: under local DP both
+    run DP-SGD on the client's data and the client's accountant counts the steps of
+    both; augmentation reaches both.
 
     Training reports the personal model's ``personal_loss`` and ``personal_accuracy``
     over the examples seen, and ``personal_distance``, ||v_k - w|| at the start of
@@ -43,16 +46,7 @@ class DittoClient(ClientHalf):
         def proximal(parameters, gradients):
             return [g + lam * (v.detach() - w) for v, g, w in zip(parameters, gradients, global_weights)]
 
-        personal = train_locally(
-            model,
-            self.data.train_x,
-            self.data.train_y,
-            epochs=int(self.config["local-epochs"]),
-            batch_size=int(self.config["batch-size"]),
-            lr=float(self.config["lr"]),
-            seed=self.seed,
-            correct_gradients=proximal,
-        )
+        personal = self.train(model, proximal)
         store(self.state, PERSONAL_MODEL_KEY, model.state_dict())
         model.load_state_dict(global_state)
         return {
@@ -75,7 +69,7 @@ class Ditto(FedAvg):
 
     Parameters
     ----------
-    proximal_lambda : float (default: 0.1)
+    proximal_lambda : float
         lambda, how strongly personal models are pulled towards the global model:
         0 trains purely local models; large values give back the global model.
     **fedavg_args
@@ -84,7 +78,8 @@ class Ditto(FedAvg):
 
     client_half = DittoClient
 
-    def __init__(self, *, proximal_lambda: float = 0.1, **fedavg_args) -> None:
+    def __init__(self, *, proximal_lambda: float, **fedavg_args) -> None:
+        require(proximal_lambda >= 0, f"strategy.proximal_lambda must be at least 0 (got {proximal_lambda}).")
         super().__init__(**fedavg_args)
         self.proximal_lambda = proximal_lambda
 

@@ -11,6 +11,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from fedsim.client_half import ClientHalf
+from fedsim.config.checks import require
 from strategies.arrays import GlobalModelUpdate, as_float64
 from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
 
@@ -69,15 +70,16 @@ class FedDyn(GlobalModelUpdate):
     num_clients : int
         N, the number of clients in the federation (the strategy is shown only the
         sampled ones).
-    alpha : float (default: 0.01)
-        Weight of the dynamic regularizer.
+    alpha : float
+        Weight of the dynamic regularizer (greater than 0).
     **fedavg_args
         Passed to ``FedAvg``.
     """
 
     client_half = FedDynClient
 
-    def __init__(self, *, num_clients: int, alpha: float = 0.01, **fedavg_args) -> None:
+    def __init__(self, *, num_clients: int, alpha: float, **fedavg_args) -> None:
+        require(alpha > 0, f"strategy.alpha must be greater than 0 (got {alpha}).")
         super().__init__(**fedavg_args)
         self.num_clients = num_clients
         self.alpha = alpha

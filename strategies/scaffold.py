@@ -11,6 +11,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from fedsim.client_half import ClientHalf
+from fedsim.config.checks import require
 from fedsim.resident import resident_record
 from strategies.arrays import GlobalModelUpdate, as_float64, example_shares, to_record
 from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
@@ -71,8 +72,8 @@ class Scaffold(GlobalModelUpdate):
     num_clients : int
         N, the number of clients in the federation (the strategy is shown only the
         sampled ones).
-    server_learning_rate : float (default: 1.0)
-        eta_g, the global step size.
+    server_learning_rate : float
+        eta_g, the global step size (greater than 0).
     **fedavg_args
         Passed to ``FedAvg``.
     """
@@ -80,7 +81,11 @@ class Scaffold(GlobalModelUpdate):
     client_half = ScaffoldClient
     replies_carry_extra_arrays = True  # the control-variate deltas
 
-    def __init__(self, *, num_clients: int, server_learning_rate: float = 1.0, **fedavg_args) -> None:
+    def __init__(self, *, num_clients: int, server_learning_rate: float, **fedavg_args) -> None:
+        require(
+            server_learning_rate > 0,
+            f"strategy.server_learning_rate must be greater than 0 (got {server_learning_rate}).",
+        )
         super().__init__(**fedavg_args)
         self.num_clients = num_clients
         self.server_learning_rate = server_learning_rate

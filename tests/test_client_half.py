@@ -1,17 +1,24 @@
 """Client halves of Flower's strategies: FedProx's proximal term and q-FedAvg's loss."""
 
+import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, QFedAvg
-from flwr.supercore.task_identity import TaskIdentity
+from flwr.serverapp import strategy as flower
 from torch.nn import functional as F
 
-from fedsim.client_half import ClientHalf, FairLossClient, ProximalClient, client_half_for
+from fedsim.client_half import ClientHalf, client_half_class, client_half_path
 from fedsim.data import ClientData
+from fedsim.flower_internals import set_task_identity
 from fedsim.models import LogisticRegression
+from fedsim.plan import build_strategy
+from fedsim.settings import RunSettings
 from fedsim.training import train_locally
+from strategies.fedopt import FedAdam
+from strategies.fedprox import FedProx, ProximalClient
+from strategies.qfedavg import FairLossClient, QFedAvg
+from tests.conftest import compose_config
 
-TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 7, 0
+set_task_identity(run_id=7, node_id=0)
 
 
 def toy_problem(seed=0):
@@ -30,12 +37,30 @@ def message_for(model, **config) -> Message:
     return Message(content, dst_node_id=1, message_type="train")
 
 
-def test_strategies_find_their_client_halves():
-    assert client_half_for("flwr.serverapp.strategy.FedProx") is ProximalClient
-    assert client_half_for("flwr.serverapp.strategy.QFedAvg") is FairLossClient
-    assert client_half_for("flwr.serverapp.strategy.FedAvg") is ClientHalf
-    assert client_half_for("flwr.serverapp.strategy.FedAdam") is ClientHalf
-    assert all(issubclass(s, FedAvg) for s in (FedProx, QFedAvg, FedAdam))
+@pytest.mark.parametrize(
+    ("option", "strategy_class", "half"),
+    [
+        ("fedprox", FedProx, ProximalClient),
+        ("qfedavg", QFedAvg, FairLossClient),
+        ("fedavg", flower.FedAvg, ClientHalf),
+        ("fedadam", FedAdam, ClientHalf),
+    ],
+)
+def test_strategies_find_their_client_halves(option, strategy_class, half):
+    # the strategy the option builds names its client half in every message; the ClientApp loads it from there
+    cfg = compose_config(f"strategy={option}")
+    strategy = build_strategy(cfg.strategy, RunSettings.from_config(cfg))
+    assert type(strategy) is strategy_class
+    assert client_half_class(client_half_path(strategy)) is half
+    assert getattr(strategy_class, "client_half", ClientHalf) is half
+
+
+def test_fedsims_fedprox_and_qfedavg_are_flowers_with_their_client_halves():
+    assert issubclass(FedProx, flower.FedProx) and issubclass(QFedAvg, flower.QFedAvg)
+    assert issubclass(FedAdam, flower.FedAdam)
+    assert all(issubclass(s, flower.FedAvg) for s in (FedProx, QFedAvg, FedAdam))
+    assert client_half_path(FedProx(proximal_mu=0.1)) == "strategies.fedprox.ProximalClient"
+    assert client_half_path(QFedAvg(q=0.1, client_learning_rate=0.05)) == "strategies.qfedavg.FairLossClient"
 
 
 def test_proximal_training_equals_sgd_on_the_loss_plus_the_proximal_term():

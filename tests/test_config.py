@@ -1,20 +1,23 @@
-"""Every option of every config group composes, validates and instantiates."""
+"""Every option of every config group composes, checks and instantiates; mistakes are one sentence."""
 
+import inspect
 from importlib import resources
 
 import pytest
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import FedAvg, Strategy
+from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-from fedsim.apps import build_strategy, load_federation
-from fedsim.config import ConfigError, validate
+from fedsim import config as fedsim_config
+from fedsim.callbacks import Callback, Fairness, MetricsCSV, Progress, RunInfo, TensorBoard
+from fedsim.config import ConfigError
 from fedsim.data import FederatedData
-from fedsim.instantiate import build
-from fedsim.models import build_model
+from fedsim.plan import RUNTIME, build_plan, check_options
+from fedsim.privacy import CentralDP, CentralDPAdaptive, LocalDP, NoPrivacy
 from tests.conftest import compose_config
 from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
 
-GROUPS = ["dataset", "partitioner", "model", "strategy", "privacy", "engine", "logger"]
+GROUPS = ["dataset", "partitioner", "model", "strategy", "privacy", "engine", "callbacks"]
 
 # Options that need companions to make sense; everything else composes with the defaults.
 COMPANIONS = {
@@ -26,6 +29,9 @@ COMPANIONS = {
     ("dataset", "femnist"): ["partitioner=natural", "num_clients=6"],
     ("model", "cnn1d"): ["dataset=mnist1d", "dataset.num_samples=500"],
     ("model", "lstm"): ["dataset=shakespeare", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
+    # the shipped noise (1.0) must stay below 2 * clients_per_round / 20, the clipped count's
+    # default noise: more than the tiny federation's 5 clients per round allow (tests/privacy/test_runs.py)
+    ("privacy", "central_dp_adaptive"): ["privacy.noise_multiplier=0.4"],
 }
 
 # Hub options read local parquet files with the hub dataset's schema: tests download nothing.
@@ -35,6 +41,12 @@ LOCAL_HUB_FILES = {
     "cifar10": write_cifar10_parquet,
     "femnist": write_femnist_parquet,
 }
+
+# The mechanism each privacy option builds; the other groups' runs have none.
+MECHANISMS = {"none": NoPrivacy, "local_dp": LocalDP, "central_dp": CentralDP, "central_dp_adaptive": CentralDPAdaptive}
+# The callback each of these options builds (other callbacks options build the Callback they name).
+CALLBACKS = {"progress": Progress, "metrics_csv": MetricsCSV, "fairness": Fairness, "tensorboard": TensorBoard}
+DEFAULT_CALLBACKS = ["progress", "metrics_csv", "fairness"]
 
 
 def all_options() -> list[tuple[str, str]]:
@@ -48,37 +60,102 @@ def all_options() -> list[tuple[str, str]]:
 
 
 def test_every_group_has_options():
+    assert list(fedsim_config.GROUPS) == GROUPS
     found = {group for group, _ in all_options()}
     assert found == set(GROUPS)
     assert ("strategy", "fedadam") in all_options()
+    assert {option for group, option in all_options() if group == "callbacks"} >= set(CALLBACKS)
 
 
 @pytest.mark.parametrize(("group", "option"), all_options(), ids=lambda v: v)
-def test_option_composes_validates_and_instantiates(group, option, digits_parquet, tmp_path):
-    overrides = [f"{group}={option}", *COMPANIONS.get((group, option), [])]
+def test_option_composes_checks_and_instantiates(group, option, digits_parquet, tmp_path):
+    choice = f"+callbacks={option}" if group == "callbacks" else f"{group}={option}"
+    overrides = [choice, *COMPANIONS.get((group, option), [])]
     if group == "dataset" and option in LOCAL_HUB_FILES:
         write = LOCAL_HUB_FILES[option]
         files = digits_parquet if write is None else write(tmp_path)
         overrides += ["dataset.path=parquet", f"dataset.data_files={files}".replace("'", "")]
     cfg = compose_config(*overrides)
-    validate(cfg)
+    settings = check_options(cfg)
+    assert settings.num_clients == cfg.num_clients
 
-    federation = load_federation(cfg)
+    plan = build_plan(cfg)  # every check, every target built
+    federation = plan.federation
     assert isinstance(federation.data, FederatedData)
     assert federation.num_clients == cfg.num_clients
-    model = build_model(cfg.model, federation.data.input_shape, federation.data.num_classes, cfg.seed)
-    assert sum(p.numel() for p in model.parameters()) > 0
-    assert isinstance(build_strategy(cfg), Strategy)
-    assert callable(build(cfg.engine).run)
-    build(cfg.logger, run_dir=tmp_path).close()
-    assert cfg.privacy.mechanism == (option if group == "privacy" else "none")
+    assert sum(p.numel() for p in plan.model.parameters()) > 0
+    assert isinstance(plan.strategy, Strategy)
+    assert callable(plan.engine.run)
+    assert type(plan.privacy) is MECHANISMS[option if group == "privacy" else "none"]
+    plan.privacy.wrap(plan.strategy, plan.settings)
+
+    # +callbacks=NAME adds NAME to the default callbacks (choosing a default one again changes nothing)
+    chosen = list(DEFAULT_CALLBACKS)
+    if group == "callbacks" and option not in chosen:
+        chosen.append(option)
+    assert list(cfg.callbacks) == chosen
+    built = dict(zip(chosen, map(type, plan.callbacks), strict=True))
+    for name, callback_class in built.items():
+        assert callback_class is CALLBACKS.get(name, get_object(cfg.callbacks[name]._target_))
+        assert issubclass(callback_class, Callback)
+    run = RunInfo(run_dir=tmp_path / "run", num_rounds=cfg.num_rounds, quiet=True)
+    for callback in plan.callbacks:
+        callback.on_run_start(run)
+    for callback in plan.callbacks:
+        callback.on_run_end(run, plan.history)
+    assert (tmp_path / "run" / "metrics.csv").is_file()
+    if option == "tensorboard":
+        assert (tmp_path / "run" / "tensorboard").is_dir()
 
 
-def test_schema_rejects_a_value_of_the_wrong_type():
+def test_the_top_level_schema_rejects_a_value_of_the_wrong_type():
     from hydra.errors import ConfigCompositionException
 
     with pytest.raises(ConfigCompositionException):
-        compose_config("partitioner.alpha=abc")
+        compose_config("num_rounds=abc")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["partitioner.alpha=abc"], "partitioner.alpha must be a number (got 'abc')."),
+        (["strategy=fedprox", "strategy.proximal_mu=abc"], "strategy.proximal_mu must be a number (got 'abc')."),
+        (["model.hidden_sizes=[200,abc]"], "model.hidden_sizes must be a list of integers (got [200, 'abc'])."),
+        (["engine.workers=1.5"], "engine.workers must be an integer (got 1.5)."),
+        (["privacy=local_dp", "privacy.secure_mode=maybe"], "privacy.secure_mode must be a boolean (got 'maybe')."),
+        (["+callbacks=tensorboard", "callbacks.tensorboard.log_dir=3"],
+         "callbacks.tensorboard.log_dir must be a string (got 3)."),
+    ],
+)
+def test_a_value_of_the_wrong_type_in_a_group_option_is_one_sentence(overrides, message):
+    cfg = compose_config(*overrides)  # group options have no Hydra schema: composing succeeds
+    with pytest.raises(ConfigError) as raised:
+        check_options(cfg)
+    assert str(raised.value) == message
+    with pytest.raises(ConfigError) as planned:  # and the plan stops on it before building anything
+        build_plan(cfg)
+    assert str(planned.value) == message
+
+
+def test_an_unknown_setting_is_one_sentence_naming_it_and_listing_the_valid_ones():
+    cfg = compose_config("strategy=fedavg", "+strategy.proximal_mu=0.1")
+    with pytest.raises(ConfigError) as raised:
+        build_plan(cfg)
+    text = str(raised.value)
+    assert "\n" not in text and text.endswith(".")
+    head, listed = text.removesuffix(".").split("; its settings are: ")
+    assert head == "strategy.proximal_mu is not a setting of flwr.serverapp.strategy.FedAvg"
+    # every keyword FedAvg takes, less the ones fedsim passes at run time (fraction_train, ...)
+    parameters = [name for name in inspect.signature(FedAvg.__init__).parameters if name != "self"]
+    assert listed.split(", ") == sorted(set(parameters) - set(RUNTIME["strategy"]))
+    assert "weighted_by_key" in listed and "fraction_train" not in listed
+
+
+def test_a_setting_fedsim_passes_at_run_time_is_refused():
+    cfg = compose_config("strategy=scaffold", "+strategy.num_clients=3")
+    with pytest.raises(ConfigError) as raised:
+        check_options(cfg)
+    assert str(raised.value) == "strategy.num_clients is set by fedsim at run time; remove it from the config."
 
 
 def test_interpolations_follow_the_top_level_keys():
@@ -125,7 +202,7 @@ def test_interpolations_follow_the_top_level_keys():
 def test_out_of_range_values_fail_with_one_sentence(overrides, message):
     cfg = compose_config(*overrides)
     with pytest.raises(ConfigError) as raised:
-        validate(cfg)
+        build_plan(cfg)
     text = str(raised.value)
     assert message in text
     assert "\n" not in text and text.endswith(".")
@@ -136,10 +213,12 @@ def test_the_embedded_default_is_the_documented_one():
     choices = {group: cfg[group].get("_target_", "") for group in ("dataset", "partitioner", "model", "strategy")}
     assert choices == {
         "dataset": "fedsim.data.load_digits",
-        "partitioner": "flwr_datasets.partitioner.DirichletPartitioner",
+        "partitioner": "fedsim.data.DirichletPartitioner",
         "model": "fedsim.models.MLP",
         "strategy": "flwr.serverapp.strategy.FedAvg",
     }
+    assert cfg.privacy._target_ == "fedsim.privacy.NoPrivacy"
+    assert list(cfg.callbacks) == DEFAULT_CALLBACKS
     assert (cfg.num_clients, cfg.clients_per_round, cfg.num_rounds) == (20, 20, 20)
     assert cfg.partitioner.alpha == 0.5
     assert OmegaConf.to_container(cfg.model)["hidden_sizes"] == [200, 200]

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
 
-from fedsim.config import ConfigError, validate
+from fedsim.config import ConfigError
 from fedsim.engines import LocalGrid, WorkerPool
+from fedsim.flower_internals import ErrorCode
+from fedsim.plan import build_plan
 from fedsim.results import load
 from fedsim.runner import run
 from tests.conftest import compose_config
@@ -101,4 +102,4 @@ def test_closed_pool_leaves_no_worker_running():
 
 def test_negative_workers_is_a_config_error():
     with pytest.raises(ConfigError, match=r"^engine.workers must be at least 0, .*\(got -1\)\.$"):
-        validate(compose_config("engine.workers=-1"))
+        build_plan(compose_config("engine.workers=-1"))

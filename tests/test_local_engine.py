@@ -3,10 +3,9 @@
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedsim.engines import LocalEngine, LocalGrid
+from fedsim.flower_internals import create_run, set_task_identity
 
 
 def counting_client_app() -> ClientApp:
@@ -27,8 +26,8 @@ def counting_client_app() -> ClientApp:
 
 
 def make_grid(num_nodes: int) -> LocalGrid:
-    run = Run.create_empty(run_id=3)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, run.run_id, 0
+    run = create_run(3)
+    set_task_identity(run_id=run.run_id, node_id=0)
     return LocalGrid(counting_client_app(), num_nodes, run)
 
 
@@ -84,5 +83,5 @@ def test_engine_runs_a_server_app_against_its_nodes():
         replies = grid.send_and_receive(messages)
         seen["partitions"] = sorted(int(r.content["metrics"]["partition"]) for r in replies if not r.has_error())
 
-    LocalEngine().run(server_app, counting_client_app(), num_nodes=5)
+    LocalEngine(workers=0).run(server_app, counting_client_app(), num_nodes=5)
     assert seen["partitions"] == [0, 1, 3, 4]

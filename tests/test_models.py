@@ -8,6 +8,7 @@ from torch import nn
 from fedsim.config import ConfigError
 from fedsim.models import CNN, CNN1D, MLP, CharLSTM, LogisticRegression, ResNet18, build_model
 from tests.conftest import compose_config
+from tests.option_files import option_settings
 
 IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28)]
 ALL_SHAPES = [*IMAGE_SHAPES, (60,)]
@@ -41,16 +42,16 @@ class ThreeOutputs(nn.Module):
 
 
 @pytest.mark.parametrize("input_shape", ALL_SHAPES)
-@pytest.mark.parametrize("model_class", [LogisticRegression, MLP])
-def test_flat_models_output_one_logit_per_class(model_class, input_shape):
-    model = model_class(input_shape, num_classes=7)
+@pytest.mark.parametrize(("option", "model_class"), [("logreg", LogisticRegression), ("mlp", MLP)])
+def test_flat_models_output_one_logit_per_class(option, model_class, input_shape):
+    model = model_class(input_shape, num_classes=7, **option_settings("model", option))
     out = model(torch.randn(3, *input_shape))
     assert out.shape == (3, 7)
 
 
 @pytest.mark.parametrize("input_shape", IMAGE_SHAPES)
 def test_cnn_outputs_one_logit_per_class(input_shape):
-    model = CNN(input_shape, num_classes=10)
+    model = CNN(input_shape, num_classes=10, **option_settings("model", "cnn"))
     out = model(torch.randn(4, *input_shape))
     assert out.shape == (4, 10)
 
@@ -82,7 +83,7 @@ def test_2nn_on_mnist_has_199210_parameters():
     model = MLP((784,), num_classes=10, hidden_sizes=[200, 200])
     assert num_parameters(model) == 199_210
     # the flattened image gives the same network
-    assert num_parameters(MLP((1, 28, 28), num_classes=10)) == 199_210
+    assert num_parameters(MLP((1, 28, 28), num_classes=10, hidden_sizes=[200, 200])) == 199_210
 
 
 def test_cnn_on_mnist_has_1663370_parameters():
@@ -92,13 +93,14 @@ def test_cnn_on_mnist_has_1663370_parameters():
     # dense 3136 -> 512:           3136*512 + 512  = 1,606,144
     # dense 512 -> 10:             512*10 + 10     =     5,130
     # total                                        = 1,663,370
-    model = CNN((1, 28, 28), num_classes=10)
+    # (the settings of conf/model/cnn.yaml: the paper's CNN is the shipped default)
+    model = CNN((1, 28, 28), num_classes=10, **option_settings("model", "cnn"))
     assert num_parameters(model) == 1_663_370
 
 
 def test_cnn_rejects_flat_input():
     with pytest.raises(ValueError, match=r"\(60,\)"):
-        CNN((60,), num_classes=10)
+        CNN((60,), num_classes=10, **option_settings("model", "cnn"))
 
 
 # --- build_model ---------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def test_build_model_leaves_the_global_torch_rng_state_alone():
     torch.manual_seed(123)
     before = torch.get_rng_state()
     build_model(MLP_CFG, (1, 8, 8), 10, seed=0)
-    build_model(cfg("fedsim.models.CNN", channels=[4, 8], hidden_size=16), (1, 8, 8), 10, seed=5)
+    build_model(cfg("fedsim.models.CNN", channels=[4, 8], hidden_size=16, batch_norm=False), (1, 8, 8), 10, seed=5)
     assert torch.equal(torch.get_rng_state(), before)
 
 
@@ -147,7 +149,7 @@ def test_build_model_returns_the_configured_class_with_its_arguments(input_shape
 
 def test_build_model_cnn_on_flat_input_is_a_config_error_naming_model_and_shape():
     with pytest.raises(ConfigError) as info:
-        build_model(cfg("fedsim.models.CNN"), (60,), 10, seed=0)
+        build_model(cfg("fedsim.models.CNN", **option_settings("model", "cnn")), (60,), 10, seed=0)
     message = str(info.value)
     assert "CNN" in message
     assert "(60,)" in message
@@ -156,7 +158,7 @@ def test_build_model_cnn_on_flat_input_is_a_config_error_naming_model_and_shape(
 def test_build_model_cnn_on_too_small_image_is_a_config_error():
     # two poolings need at least 4x4
     with pytest.raises(ConfigError) as info:
-        build_model(cfg("fedsim.models.CNN"), (1, 3, 3), 10, seed=0)
+        build_model(cfg("fedsim.models.CNN", **option_settings("model", "cnn")), (1, 3, 3), 10, seed=0)
     assert "CNN" in str(info.value)
     assert "(1, 3, 3)" in str(info.value)
 
@@ -193,10 +195,10 @@ def test_cnn1d_on_mnist1d_has_5210_parameters():
     # conv k3, 25 -> 25: 3*25*25 + 25 = 1,900   (10 -> 5)
     # linear 25*5 -> 10: 125*10 + 10  = 1,260
     # total                           = 5,210
-    model = CNN1D((40,), num_classes=10)
+    model = CNN1D((40,), num_classes=10, **option_settings("model", "cnn1d"))
     assert num_parameters(model) == 5_210
     assert model(torch.randn(3, 40)).shape == (3, 10)
-    assert CNN1D((2, 40), num_classes=10)(torch.randn(3, 2, 40)).shape == (3, 10)
+    assert CNN1D((2, 40), num_classes=10, **option_settings("model", "cnn1d"))(torch.randn(3, 2, 40)).shape == (3, 10)
 
 
 def test_leaf_lstm_has_819920_parameters_and_takes_token_ids():
@@ -205,7 +207,7 @@ def test_leaf_lstm_has_819920_parameters_and_takes_token_ids():
     # LSTM layer 2: 4*256*(256 + 256) + 2*4*256 = 526,336
     # linear 256 -> 80: 256*80 + 80             =  20,560
     # total                                     = 819,920
-    model = CharLSTM((80,), num_classes=80)
+    model = CharLSTM((80,), num_classes=80, **option_settings("model", "lstm"))
     assert num_parameters(model) == 819_920
     assert model(torch.randint(0, 80, (4, 80))).shape == (4, 80)
 
@@ -220,10 +222,10 @@ def test_build_model_feeds_the_lstm_token_ids():
 def test_resnet18_has_11173962_parameters_and_only_groupnorm():
     # the CIFAR ResNet-18 (3x3 stem, no max pooling): 11,173,962 parameters with BatchNorm,
     # and GroupNorm has the same per-channel weight and bias
-    model = ResNet18((3, 32, 32), num_classes=10)
+    model = ResNet18((3, 32, 32), num_classes=10, **option_settings("model", "resnet18"))
     assert num_parameters(model) == 11_173_962
     norms = [m for m in model.modules() if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d))]
     assert norms and all(isinstance(m, nn.GroupNorm) and m.num_groups == 2 for m in norms)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    with pytest.raises(ValueError, match="num_groups=3"):
+    with pytest.raises(ConfigError, match=r"^model\.num_groups=3 must divide every stage's width"):
         ResNet18((3, 32, 32), 10, num_groups=3)

@@ -1,6 +1,7 @@
 """Results on disk and back: fairness, bytes, failed clients, run status, loading runs and sweeps."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,10 +9,11 @@ import pytest
 import yaml
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
-from fedsim.apps import build_client_app, build_server_app
+from fedsim.callbacks.fairness import fairness
 from fedsim.config import ConfigError
-from fedsim.engines import LocalEngine
-from fedsim.recording import ClientsFailed, fairness, content_bytes
+from fedsim.plan import RunPlan, build_plan
+from fedsim.recording import ClientsFailed, content_bytes
+from fedsim.runner import execute
 from fedsim.results import (
     MetricsWriter,
     find_runs,
@@ -68,10 +70,15 @@ class FailingPartitions:
         return self.client_app(message, context)
 
 
-def test_failed_clients_are_recorded_by_partition_id(tmp_path):
-    cfg = compose_config("num_clients=4", "num_rounds=1")
-    client_app = FailingPartitions(build_client_app(cfg), failing={1, 3})
-    LocalEngine().run(build_server_app(cfg, tmp_path, lambda r, m: None), client_app, cfg.num_clients)
+def failing_partitions(monkeypatch, failing: set[int]) -> None:
+    """Make every plan's ClientApp raise on the ``failing`` partitions."""
+    client_app = RunPlan.client_app
+    monkeypatch.setattr(RunPlan, "client_app", lambda plan: FailingPartitions(client_app(plan), failing))
+
+
+def test_failed_clients_are_recorded_by_partition_id(tmp_path, monkeypatch):
+    failing_partitions(monkeypatch, {1, 3})
+    execute(build_plan(compose_config("num_clients=4", "num_rounds=1")), tmp_path, quiet=True)
     frame = load(tmp_path)
     failed = frame[frame["metric"] == "failed"]
     assert sorted(failed[failed["stage"] == "train"]["client"]) == [1, 3]
@@ -86,9 +93,7 @@ def test_a_run_whose_clients_all_fail_is_recorded_as_failed(tmp_path, monkeypatc
     import fedsim.runner
 
     cfg = compose_config("num_clients=3", "num_rounds=1")
-    monkeypatch.setattr(
-        fedsim.runner, "build_client_app", lambda c: FailingPartitions(build_client_app(c), failing={0, 1, 2})
-    )
+    failing_partitions(monkeypatch, {0, 1, 2})
     with pytest.raises(ClientsFailed):
         fedsim.runner.run(cfg, tmp_path, quiet=True)
     status = yaml.safe_load((tmp_path / "status.yaml").read_text())
@@ -199,3 +204,27 @@ def test_the_metrics_file_is_plain_csv(sweep):
     table = pd.read_csv(sweep / "0" / "metrics.csv")
     assert list(table.columns) == ["round", "stage", "client", "metric", "value"]
     assert yaml.safe_load((sweep / "0" / "status.yaml").read_text()) == {"status": "completed"}
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_runs_written_before_the_run_plan_load_under_todays_column_names(tmp_path):
+    from fedsim.compose import compose
+    from fedsim.runner import run
+
+    cfg, choices = compose("num_clients=4", "num_rounds=1", "client.local_epochs=1", "privacy=central_dp")
+    run(cfg, tmp_path / "new", choices, quiet=True)
+    old_private, old_tensorboard = FIXTURES / "run_before_plan_central_client", FIXTURES / "run_before_plan_tensorboard"
+    frame = load([old_private, old_tensorboard, tmp_path / "new"])
+    assert "privacy.mechanism" not in frame.columns and "logger" not in frame.columns
+    by_run = frame.groupby("run").first()
+    assert by_run.loc[str(old_private), "privacy"] == "central_dp"
+    assert by_run.loc[str(tmp_path / "new"), "privacy"] == "central_dp"
+    assert by_run.loc[str(old_private), "callbacks"] == "progress,metrics_csv,fairness"
+    assert by_run.loc[str(tmp_path / "new"), "callbacks"] == "progress,metrics_csv,fairness"
+    assert by_run.loc[str(old_tensorboard), "callbacks"] == "progress,metrics_csv,fairness,tensorboard"
+    assert by_run.loc[str(old_tensorboard), "callbacks.tensorboard.log_dir"] == "tensorboard"
+    final = final_table(frame)
+    assert len(final) == 3 and final["accuracy"].between(0, 1).all()
+    assert list(final.sort_values("run")["round"]) == [1, 1, 1]

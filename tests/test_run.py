@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from flwr.serverapp import ServerApp
 
-from fedsim.apps import build_client_app, build_server_app
+from fedsim.callbacks import Callback
 from fedsim.config import ConfigError
-from fedsim.engines import LocalEngine
 from fedsim.instantiate import build
 from fedsim.models import build_model
+from fedsim.plan import build_plan
 from fedsim.results import load, round_table
-from fedsim.runner import run
+from fedsim.runner import execute, run
 from tests.conftest import compose_config
 
 
@@ -110,14 +110,16 @@ def test_load_of_a_folder_without_a_run_says_so(tmp_path):
 
 
 def test_each_round_is_on_disk_when_it_ends(tmp_path):
-    cfg = compose_config("num_clients=4", "num_rounds=3")
     rounds_on_disk = []
 
-    def on_round_end(server_round, metrics):
-        written = pd.read_csv(tmp_path / "metrics.csv")
-        rounds_on_disk.append((server_round, sorted(written["round"].unique())))
+    class ReadMetricsFile(Callback):
+        def on_round_end(self, server_round, rows, history):
+            written = pd.read_csv(tmp_path / "metrics.csv")
+            rounds_on_disk.append((server_round, sorted(written["round"].unique())))
 
-    LocalEngine().run(build_server_app(cfg, tmp_path, on_round_end), build_client_app(cfg), cfg.num_clients)
+    plan = build_plan(compose_config("num_clients=4", "num_rounds=3"))
+    plan.callbacks.append(ReadMetricsFile())  # after the metrics.csv writer
+    execute(plan, tmp_path, quiet=True)
     assert rounds_on_disk == [(r, list(range(r + 1))) for r in range(4)]
 
 
@@ -174,15 +176,15 @@ def test_ray_engine_gives_the_local_engine_numbers(local_run, tmp_path):
         raise ValueError("the server app failed")
 
     with pytest.raises(ValueError, match="the server app failed"):
-        build(ray_cfg.engine).run(failing, build_client_app(ray_cfg), ray_cfg.num_clients)
+        build(ray_cfg.engine).run(failing, build_plan(ray_cfg).client_app(), ray_cfg.num_clients)
     assert ray_engine._kept_actors is None
 
 
-def test_tensorboard_logger_writes_the_aggregate_metrics_of_every_round(tmp_path):
+def test_tensorboard_callback_writes_the_aggregate_metrics_of_every_round(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run(compose_config("num_clients=4", "logger=tensorboard"), tmp_path, quiet=True)
+    run(compose_config("num_clients=4", "+callbacks=tensorboard"), tmp_path, quiet=True)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     table = round_table(load(tmp_path))

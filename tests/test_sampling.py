@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
-from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
+from fedsim.flower_internals import create_run, set_task_identity
 from fedsim.sampling import NodeSubsetGrid, SeededSampling, sample_partitions
 
 
 @pytest.fixture(autouse=True)
 def task_identity():
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 7, 0
+    set_task_identity(run_id=7, node_id=0)
 
 
 class ListedNodesGrid(NodeSubsetGrid):
@@ -118,7 +117,7 @@ def test_node_subset_grid_lists_only_its_nodes_and_delegates_the_rest():
 
         @property
         def run(self):
-            return Run.create_empty(run_id=5)
+            return create_run(5)
 
     backing = Recorder()
     view = NodeSubsetGrid(backing, [4, 2])

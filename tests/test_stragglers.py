@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord
 from flwr.serverapp.strategy import FedAvg, FedProx
-from flwr.supercore.task_identity import TaskIdentity
 
+from fedsim.flower_internals import set_task_identity
 from fedsim.results import load
 from fedsim.runner import run
 from fedsim.sampling import NodeSubsetGrid, sample_partitions
@@ -15,7 +15,7 @@ from tests.conftest import compose_config
 
 @pytest.fixture(autouse=True)
 def task_identity():
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 7, 0
+    set_task_identity(run_id=7, node_id=0)
 
 
 NODE_PARTITIONS = {1000 + 7 * p: p for p in range(10)}

@@ -13,15 +13,28 @@ from fedsim.data.fashion_mnist import load_fashion_mnist
 from fedsim.data.federation import ClientData, Federation
 from fedsim.data.loaders import load_digits, load_huggingface, load_synthetic
 from fedsim.data.mnist1d import load_mnist1d
-from fedsim.data.partitioners import QuantitySkewPartitioner, build_partitioner
+from fedsim.data.partitioners import (
+    DirichletPartitioner,
+    IidPartitioner,
+    NaturalIdPartitioner,
+    PathologicalPartitioner,
+    QuantitySkewPartitioner,
+    ShardPartitioner,
+    build_partitioner,
+)
 from fedsim.data.shakespeare import load_shakespeare
 
 __all__ = [
     "ClientData",
+    "DirichletPartitioner",
     "FederatedData",
     "Federation",
+    "IidPartitioner",
+    "NaturalIdPartitioner",
+    "PathologicalPartitioner",
     "QuantitySkewPartitioner",
     "RandomCropFlip",
+    "ShardPartitioner",
     "TensorTransform",
     "build_partitioner",
     "load_digits",

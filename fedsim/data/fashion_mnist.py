@@ -8,7 +8,7 @@ import numpy as np
 
 from fedsim.config import ConfigError
 from fedsim.data.dataset import FederatedData
-from fedsim.data.loaders import load_huggingface
+from fedsim.data.loaders import check_normalization, load_huggingface
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 # The class names of the hub's zalando-datasets/fashion_mnist, in label order.
@@ -58,10 +58,7 @@ def images_dataset(images: np.ndarray, labels: np.ndarray) -> datasets.Dataset:
 
 
 def load_fashion_mnist(
-    directory: str = "/usr/share/datasets/fashion-mnist",
-    hub_path: str = "zalando-datasets/fashion_mnist",
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
+    *, directory: str, hub_path: str, mean: list[float] | None, std: list[float] | None
 ) -> FederatedData:
     """Fashion-MNIST (60,000 training and 10,000 test images, 28x28, 10 classes).
 
@@ -69,7 +66,18 @@ def load_fashion_mnist(
     ``dataset-fashion-mnist`` installs) when they are there, otherwise loaded from the
     hub as ``hub_path``. Both give an ``image`` and a ``label`` column (a ClassLabel
     with the hub's class names); the local images are stored as 28x28 uint8 arrays.
+
+    Parameters
+    ----------
+    directory : str
+        Folder of the four gzipped IDX files.
+    hub_path : str
+        Hub dataset loaded when the folder lacks them.
+    mean, std : list[float] | None
+        Per-channel normalization after scaling to [0, 1]; both or neither.
     """
+    # Checked before loading: the hub fallback below would report a ConfigError as a failed download.
+    check_normalization(mean, std)
     folder = Path(directory)
     if all((folder / name).is_file() for pair in IDX_FILES.values() for name in pair):
         splits = {
@@ -88,7 +96,23 @@ def load_fashion_mnist(
             std=None if std is None else tuple(std),
         )
     try:
-        return load_huggingface(hub_path, feature_scale=255.0, mean=mean, std=std)
+        # The hub dataset has its own test split, so test_fraction and seed decide nothing.
+        return load_huggingface(
+            path=hub_path,
+            data_files=None,
+            name=None,
+            train_split="train",
+            test_split="test",
+            test_fraction=0.2,
+            feature_columns=["image"],
+            label_column="label",
+            natural_id_column=None,
+            feature_scale=255.0,
+            mean=mean,
+            std=std,
+            augment=False,
+            seed=0,
+        )
     except ConfigError as error:
         raise ConfigError(
             f"dataset=fashion_mnist: no IDX files in {directory} (the Debian package {DEBIAN_PACKAGE} "

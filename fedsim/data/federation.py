@@ -4,12 +4,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import datasets
-import numpy as np
 import torch
 from flwr_datasets.partitioner import Partitioner
 
 from fedsim.data.dataset import FederatedData
 from fedsim.data.partitioners import partition_rows
+from fedsim.seeds import generator
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
@@ -101,7 +101,7 @@ class Federation:
                 self._tensor_view = self.partitioner.dataset.with_transform(self.data.transform)
             batch = self._tensor_view[rows]
             x, y = batch["inputs"], batch["labels"]
-        rng = np.random.default_rng([self.seed, partition_id])
+        rng = generator(self.seed, "client-split", partition_id)
         order = torch.from_numpy(rng.permutation(len(y)))
         num_eval = min(len(y) - 1, max(1, round(self.eval_fraction * len(y))))
         train, evaluate = order[num_eval:], order[:num_eval]

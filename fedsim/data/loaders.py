@@ -7,14 +7,49 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from fedsim.config import ConfigError
+from fedsim.config.checks import ConfigError, require
 from fedsim.data.augmentation import RandomCropFlip
 from fedsim.data.dataset import FederatedData, features_array, infer_input_shape
 from fedsim.data.synthetic import generate_synthetic
 
 
-def load_digits(test_fraction: float = 0.2, seed: int = 0) -> FederatedData:
-    """scikit-learn's bundled 8x8 handwritten digits (1797 examples, 10 classes)."""
+def check_test_fraction(test_fraction: float) -> None:
+    """Raise ConfigError unless ``dataset.test_fraction`` leaves examples on both sides of the split."""
+    require(
+        0 < test_fraction < 1,
+        f"dataset.test_fraction must be strictly between 0 and 1 (got {test_fraction}).",
+    )
+
+
+def check_normalization(mean: list[float] | None, std: list[float] | None) -> None:
+    """Raise ConfigError unless ``dataset.mean`` and ``dataset.std`` are both null or both per-channel values.
+
+    Whether their length fits the data's channels is checked once the data is loaded.
+    """
+    require(
+        (mean is None) == (std is None),
+        "dataset.mean and dataset.std go together: set both (one value per channel) or neither.",
+    )
+    if mean is None:
+        return
+    require(
+        len(mean) == len(std) and len(mean) >= 1,
+        f"dataset.mean and dataset.std must have the same number of values (got {len(mean)} and {len(std)}).",
+    )
+    require(all(value > 0 for value in std), f"dataset.std values must be greater than 0 (got {list(std)}).")
+
+
+def load_digits(*, test_fraction: float, seed: int) -> FederatedData:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 examples, 10 classes).
+
+    Parameters
+    ----------
+    test_fraction : float
+        Share of the examples held out as the test split, strictly between 0 and 1.
+    seed : int
+        Seed of the train/test split.
+    """
+    check_test_fraction(test_fraction)
     pixels, labels = read_sklearn_digits()
     full = datasets.Dataset.from_dict({"x": pixels.astype(np.float32), "label": labels})
     split = full.train_test_split(test_size=test_fraction, seed=seed)
@@ -49,14 +84,29 @@ def read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_synthetic(
-    alpha: float = 0.0,
-    beta: float = 0.0,
-    iid: bool = False,
-    num_users: int = 30,
-    test_fraction: float = 0.1,
-    seed: int = 0,
+    *, alpha: float, beta: float, iid: bool, num_users: int, test_fraction: float, seed: int
 ) -> FederatedData:
-    """Synthetic(alpha, beta) of Li et al. (2020); each user's last ``test_fraction`` is held out."""
+    """Synthetic(alpha, beta) of Li et al. (2020); each user's last ``test_fraction`` is held out.
+
+    Parameters
+    ----------
+    alpha : float
+        Standard deviation of the per-user model mean; at least 0.
+    beta : float
+        Standard deviation of the per-user feature-mean offset; at least 0.
+    iid : bool
+        Generate the IID variant (one shared model, no feature offsets).
+    num_users : int
+        Number of users, each one natural partition (the ``user`` column); at least 1.
+    test_fraction : float
+        Share of each user's examples held out, strictly between 0 and 1.
+    seed : int
+        Seed of the generator.
+    """
+    require(alpha >= 0, f"dataset.alpha must be at least 0 (got {alpha}).")
+    require(beta >= 0, f"dataset.beta must be at least 0 (got {beta}).")
+    require(num_users >= 1, f"dataset.num_users must be at least 1 (got {num_users}).")
+    check_test_fraction(test_fraction)
     data = generate_synthetic(alpha, beta, iid=iid, num_users=num_users, seed=seed)
     is_test = np.zeros(len(data.y), dtype=bool)
     for user in range(num_users):
@@ -80,20 +130,21 @@ def load_synthetic(
 
 
 def load_huggingface(
+    *,
     path: str,
-    data_files: str | list[str] | dict[str, str | list[str]] | None = None,
-    name: str | None = None,
-    train_split: str = "train",
-    test_split: str | None = "test",
-    test_fraction: float = 0.2,
-    feature_columns: list[str] = ("image",),
-    label_column: str = "label",
-    natural_id_column: str | None = None,
-    feature_scale: float = 1.0,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
-    augment: bool = False,
-    seed: int = 0,
+    data_files: str | list[str] | dict[str, str | list[str]] | None,
+    name: str | None,
+    train_split: str,
+    test_split: str | None,
+    test_fraction: float,
+    feature_columns: list[str],
+    label_column: str,
+    natural_id_column: str | None,
+    feature_scale: float,
+    mean: list[float] | None,
+    std: list[float] | None,
+    augment: bool,
+    seed: int,
 ) -> FederatedData:
     """A dataset from the Hugging Face hub (``path="ylecun/mnist"``) or from local files.
 
@@ -107,7 +158,10 @@ def load_huggingface(
 
     ``mean`` and ``std`` normalize each channel after ``feature_scale``; ``augment``
     adds random crops (4 pixels) and horizontal flips to training batches of images.
+    The settings and their defaults are those of ``conf/dataset/huggingface.yaml``.
     """
+    check_test_fraction(test_fraction)
+    check_normalization(mean, std)
     _check_local_files(data_files)
     try:
         splits = datasets.load_dataset(path, name=name, data_files=data_files)

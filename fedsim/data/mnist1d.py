@@ -5,8 +5,9 @@ import random
 import datasets
 import numpy as np
 
-from fedsim.config import ConfigError
+from fedsim.config.checks import ConfigError, require
 from fedsim.data.dataset import FederatedData
+from fedsim.data.loaders import check_test_fraction
 
 
 def generate_mnist1d(num_samples: int, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -32,12 +33,26 @@ def generate_mnist1d(num_samples: int, test_fraction: float, seed: int) -> dict[
         np.random.set_state(numpy_state)
 
 
-def load_mnist1d(num_samples: int = 5000, test_fraction: float = 0.2, seed: int = 0) -> FederatedData:
+def load_mnist1d(*, num_samples: int, test_fraction: float, seed: int) -> FederatedData:
     """MNIST-1D: ``num_samples`` signals of length 40 in 10 classes, the last ``test_fraction`` held out.
 
     The generator draws ``num_samples // 10`` signals per class and standardizes the
     whole set to mean 0 and standard deviation 1.
+
+    Parameters
+    ----------
+    num_samples : int
+        Number of signals, train and test together; at least 20 (two per class).
+    test_fraction : float
+        Share of the signals held out, strictly between 0 and 1.
+    seed : int
+        Seed of the generator.
     """
+    require(
+        num_samples >= 20,
+        f"dataset.num_samples must be at least 20, two per class (got {num_samples}).",
+    )
+    check_test_fraction(test_fraction)
     raw = generate_mnist1d(num_samples, test_fraction, seed)
 
     def split(x: np.ndarray, y: np.ndarray) -> datasets.Dataset:

@@ -1,15 +1,198 @@
-"""Partitioners fedsim adds to flwr-datasets', and building the configured one."""
+"""Partitioners fedsim adds to flwr-datasets', the ones it configures, and building the configured one.
+
+The flwr-datasets partitioners a config option names are subclassed here only to
+check their settings, with one sentence naming the setting, before the parent's
+``__init__``; everything else, partitions included, is the parent's.
+"""
 
 from collections.abc import Sequence
 
 import datasets
+import flwr_datasets.partitioner as flwr_partitioner
 import numpy as np
-from flwr_datasets.partitioner import IidPartitioner, Partitioner
+from flwr_datasets.partitioner import Partitioner
 from omegaconf import DictConfig
 
-from fedsim.config import ConfigError
+from fedsim.config.checks import ConfigError, require
 from fedsim.data.dataset import FederatedData
+from fedsim.flower_internals import partition_indices
 from fedsim.instantiate import build
+
+CLASS_ASSIGNMENT_MODES = ("random", "deterministic", "first-deterministic")
+
+
+def check_num_partitions(num_partitions: int) -> None:
+    """Raise ConfigError unless ``partitioner.num_partitions`` is at least 1."""
+    require(num_partitions >= 1, f"partitioner.num_partitions must be at least 1 (got {num_partitions}).")
+
+
+def check_min_partition_size(min_partition_size: int) -> None:
+    """Raise ConfigError unless ``partitioner.min_partition_size`` is at least 0."""
+    require(
+        min_partition_size >= 0,
+        f"partitioner.min_partition_size must be at least 0 (got {min_partition_size}).",
+    )
+
+
+def check_concentration(setting: str, concentration: float) -> None:
+    """Raise ConfigError unless the Dirichlet concentration ``partitioner.<setting>`` is greater than 0."""
+    require(concentration > 0, f"partitioner.{setting} must be greater than 0 (got {concentration}).")
+
+
+class IidPartitioner(flwr_partitioner.IidPartitioner):
+    """flwr-datasets' IID partitioner: contiguous, equal blocks of the (shuffled) training split.
+
+    Parameters
+    ----------
+    num_partitions : int
+        Number of clients; at least 1.
+    """
+
+    def __init__(self, *, num_partitions: int) -> None:
+        check_num_partitions(num_partitions)
+        super().__init__(num_partitions=num_partitions)
+
+
+class DirichletPartitioner(flwr_partitioner.DirichletPartitioner):
+    """flwr-datasets' label-skew partitioner: each class split over clients by Dirichlet(alpha).
+
+    The parent's ``shuffle`` keeps its own default (True).
+
+    Parameters
+    ----------
+    num_partitions : int
+        Number of clients; at least 1.
+    partition_by : str
+        Column whose classes are split (the label).
+    alpha : float
+        Dirichlet concentration, greater than 0; small values give strong skew.
+    min_partition_size : int
+        Smallest client size the draws are repeated for; at least 0.
+    self_balancing : bool
+        Stop giving a class to clients that already hold more than an equal share.
+    seed : int
+        Seed of the draws.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_partitions: int,
+        partition_by: str,
+        alpha: float,
+        min_partition_size: int,
+        self_balancing: bool,
+        seed: int,
+    ) -> None:
+        check_num_partitions(num_partitions)
+        check_concentration("alpha", alpha)
+        check_min_partition_size(min_partition_size)
+        super().__init__(
+            num_partitions=num_partitions,
+            partition_by=partition_by,
+            alpha=alpha,
+            min_partition_size=min_partition_size,
+            self_balancing=self_balancing,
+            seed=seed,
+        )
+
+
+class PathologicalPartitioner(flwr_partitioner.PathologicalPartitioner):
+    """flwr-datasets' pathological partitioner: each client holds ``num_classes_per_partition`` classes.
+
+    The parent's ``shuffle`` keeps its own default (True).
+
+    Parameters
+    ----------
+    num_partitions : int
+        Number of clients; at least 1.
+    partition_by : str
+        Column whose classes are assigned (the label).
+    num_classes_per_partition : int
+        Classes each client holds; at least 1.
+    class_assignment_mode : str
+        ``random``, ``deterministic`` or ``first-deterministic`` (flwr-datasets' modes).
+    seed : int
+        Seed of the assignment.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_partitions: int,
+        partition_by: str,
+        num_classes_per_partition: int,
+        class_assignment_mode: str,
+        seed: int,
+    ) -> None:
+        check_num_partitions(num_partitions)
+        require(
+            num_classes_per_partition >= 1,
+            f"partitioner.num_classes_per_partition must be at least 1 (got {num_classes_per_partition}).",
+        )
+        require(
+            class_assignment_mode in CLASS_ASSIGNMENT_MODES,
+            f"partitioner.class_assignment_mode must be one of {', '.join(CLASS_ASSIGNMENT_MODES)} "
+            f"(got {class_assignment_mode!r}).",
+        )
+        super().__init__(
+            num_partitions=num_partitions,
+            partition_by=partition_by,
+            num_classes_per_partition=num_classes_per_partition,
+            class_assignment_mode=class_assignment_mode,
+            seed=seed,
+        )
+
+
+class ShardPartitioner(flwr_partitioner.ShardPartitioner):
+    """flwr-datasets' shard partitioner (McMahan et al. 2017): label-sorted shards, a few per client.
+
+    The shard size follows from the number of shards; the parent's ``shard_size``,
+    ``keep_incomplete_shard`` and ``shuffle`` keep their own defaults.
+
+    Parameters
+    ----------
+    num_partitions : int
+        Number of clients; at least 1.
+    partition_by : str
+        Column the examples are sorted by (the label).
+    num_shards_per_partition : int
+        Shards each client gets; at least 1.
+    seed : int
+        Seed of the shard assignment.
+    """
+
+    def __init__(self, *, num_partitions: int, partition_by: str, num_shards_per_partition: int, seed: int) -> None:
+        check_num_partitions(num_partitions)
+        require(
+            num_shards_per_partition >= 1,
+            f"partitioner.num_shards_per_partition must be at least 1 (got {num_shards_per_partition}).",
+        )
+        super().__init__(
+            num_partitions=num_partitions,
+            partition_by=partition_by,
+            num_shards_per_partition=num_shards_per_partition,
+            seed=seed,
+        )
+
+
+class NaturalIdPartitioner(flwr_partitioner.NaturalIdPartitioner):
+    """flwr-datasets' natural-id partitioner: one client per value of a column.
+
+    Parameters
+    ----------
+    partition_by : str | None
+        The column; null in a config stands for the dataset's natural id column, which
+        ``build_partitioner`` puts in its place before this class is built.
+    """
+
+    def __init__(self, *, partition_by: str | None) -> None:
+        require(
+            partition_by is not None,
+            "partitioner.partition_by must name a column (null stands for the dataset's natural id column, "
+            "which fedsim puts in its place before building the partitioner).",
+        )
+        super().__init__(partition_by=partition_by)
 
 
 class QuantitySkewPartitioner(Partitioner):
@@ -22,23 +205,20 @@ class QuantitySkewPartitioner(Partitioner):
     Parameters
     ----------
     num_partitions : int
-        Number of clients.
+        Number of clients; at least 1.
     beta : float
-        Dirichlet concentration; small values give very unequal sizes.
-    min_partition_size : int (default: 10)
-        Smallest allowed client size.
-    seed : int (default: 0)
+        Dirichlet concentration, greater than 0; small values give very unequal sizes.
+    min_partition_size : int
+        Smallest allowed client size; at least 0.
+    seed : int
         Seed of the size draw and of the example assignment.
     """
 
-    def __init__(
-        self, num_partitions: int, beta: float, min_partition_size: int = 10, seed: int = 0
-    ) -> None:
+    def __init__(self, *, num_partitions: int, beta: float, min_partition_size: int, seed: int) -> None:
+        check_num_partitions(num_partitions)
+        check_concentration("beta", beta)
+        check_min_partition_size(min_partition_size)
         super().__init__()
-        if num_partitions < 1:
-            raise ValueError("num_partitions must be at least 1")
-        if beta <= 0:
-            raise ValueError("beta must be greater than 0")
         self._num_partitions = num_partitions
         self._beta = beta
         self._min_partition_size = min_partition_size
@@ -151,16 +331,14 @@ def partition_rows(partitioner: Partitioner, partition_id: int) -> Sequence[int]
     first ``load_partition``), so a client's rows can be read without building a
     ``Dataset`` for it. None for a partitioner that keeps no index lists.
     """
-    if isinstance(partitioner, IidPartitioner):
+    # flwr-datasets' class, so a config naming it directly is read the same way as fedsim's subclass.
+    if isinstance(partitioner, flwr_partitioner.IidPartitioner):
         base, extra = divmod(len(partitioner.dataset), partitioner.num_partitions)
         start = base * partition_id + min(partition_id, extra)
         return range(start, start + base + (partition_id < extra))
     if isinstance(partitioner, QuantitySkewPartitioner):
         return partitioner._indices[partition_id]  # pylint: disable=protected-access
-    indices = getattr(partitioner, "_partition_id_to_indices", None)
-    if isinstance(indices, dict) and partition_id in indices:
-        return indices[partition_id]
-    return None
+    return partition_indices(partitioner, partition_id)
 
 
 def _one_clause(error: Exception) -> str:

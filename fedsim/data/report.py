@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fedsim.config import ConfigError, register_schemas, validate
+from fedsim.config import ConfigError, register_schemas
 from fedsim.data.dataset import FederatedData
 
 MAX_TABLE_ROWS = 40
@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fedsim-data: error: {error}", file=sys.stderr)
         sys.exit(1)
     try:
-        validate(cfg)
+        from fedsim.plan import check_options
+
+        check_options(cfg)
         report(cfg, args.output, " ".join(args.overrides) or "default config")
     except ConfigError as error:
         print(f"fedsim-data: error: {error}", file=sys.stderr)

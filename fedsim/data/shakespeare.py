@@ -13,8 +13,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from fedsim.config import ConfigError
+from fedsim.config.checks import ConfigError, require
 from fedsim.data.dataset import TOKEN_DTYPE, FederatedData
+from fedsim.data.loaders import check_test_fraction
 
 # LEAF's character vocabulary (models/utils/language_utils.py, ALL_LETTERS): 80 characters,
 # a character's index is its token id.
@@ -80,11 +81,12 @@ def windows(tokens: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_shakespeare(
-    plays: list[str] | None = None,
-    sequence_length: int = 80,
-    test_fraction: float = 0.2,
-    min_examples_per_role: int = 100,
-    max_examples_per_role: int | None = 1000,
+    *,
+    plays: list[str] | None,
+    sequence_length: int,
+    test_fraction: float,
+    min_examples_per_role: int,
+    max_examples_per_role: int | None,
 ) -> FederatedData:
     """Next-character prediction over the speaking roles of Shakespeare's plays (LEAF).
 
@@ -97,7 +99,31 @@ def load_shakespeare(
     training input.
     The ``role`` column (``play/ROLE``) is the natural id. Nothing here is random: the
     text decides the examples and their split.
+
+    Parameters
+    ----------
+    plays : list[str] | None
+        Play names (file names without ``.md``, e.g. ``hamlet``); None takes every play.
+    sequence_length : int
+        Characters of input per example; at least 1.
+    test_fraction : float
+        Share of each role's examples held out, strictly between 0 and 1.
+    min_examples_per_role : int
+        Roles with fewer examples are dropped; at least 2 (one to train, one to test).
+    max_examples_per_role : int | None
+        Examples kept per role, from the start of its text; None keeps all.
     """
+    require(sequence_length >= 1, f"dataset.sequence_length must be at least 1 (got {sequence_length}).")
+    check_test_fraction(test_fraction)
+    require(
+        min_examples_per_role >= 2,
+        f"dataset.min_examples_per_role must be at least 2 (got {min_examples_per_role}).",
+    )
+    require(
+        max_examples_per_role is None or max_examples_per_role >= min_examples_per_role,
+        f"dataset.max_examples_per_role must be null or at least dataset.min_examples_per_role="
+        f"{min_examples_per_role} (got {max_examples_per_role}).",
+    )
     folder = plays_folder()
     known = available_plays(folder)
     chosen = list(known) if plays is None else list(plays)

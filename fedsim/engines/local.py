@@ -8,11 +8,10 @@ from uuid import uuid4
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedsim.engines.replies import run_client_app
 from fedsim.engines.workers import WorkerPool
+from fedsim.flower_internals import Run, create_run, set_message_id, set_task_identity
 from fedsim.resident import make_resident
 
 SERVER_NODE_ID = 0
@@ -71,7 +70,7 @@ class LocalGrid(Grid):
             for record in message.content.array_records.values():
                 make_resident(record)
             message_id = str(uuid4())
-            message.metadata.__dict__["_message_id"] = message_id
+            set_message_id(message, message_id)
             message_ids.append(message_id)
         for message_id, reply in zip(message_ids, self._handle(messages)):
             self._replies[message_id] = reply
@@ -99,22 +98,26 @@ class LocalEngine:
 
     Parameters
     ----------
-    workers : int (default: 0)
+    workers : int
         Worker processes that run the clients of a round side by side, started for
         the run and stopped when it ends; 0 runs every client in this process, one
         after the other. Either way torch uses one intra-op thread per process during
         the run, so both give the same numbers.
     """
 
-    def __init__(self, workers: int = 0) -> None:
+    def __init__(self, *, workers: int) -> None:
+        from fedsim.config.checks import require
+
+        require(
+            workers >= 0,
+            f"engine.workers must be at least 0, where 0 runs the clients in this process (got {workers}).",
+        )
         self.workers = workers
 
     def run(self, server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
-        run = Run.create_empty(run_id=secrets.randbits(63))
+        run = create_run(secrets.randbits(63))
         # Messages read the sender's identity from here; Flower's runtimes set it the same way.
-        TaskIdentity.task_id = 1
-        TaskIdentity.run_id = run.run_id
-        TaskIdentity.node_id = SERVER_NODE_ID
+        set_task_identity(run.run_id, SERVER_NODE_ID)
         with one_torch_thread(), WorkerPool(client_app, self.workers) if self.workers else nullcontext() as workers:
             grid = LocalGrid(client_app, num_nodes, run, workers)
             context = Context(run_id=run.run_id, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config={})

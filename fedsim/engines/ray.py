@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
+from fedsim.flower_internals import ray_backend_class
+
 if TYPE_CHECKING:
-    from flwr.simulation.ray_transport.ray_actor import BasicActorPool
+    from fedsim.flower_internals import BasicActorPool, RayBackend
 
 # The arguments this process's Ray runtime was started with by fedsim, if it was.
 _started_with: dict | None = None
@@ -37,13 +39,30 @@ class RayEngine:
 
     Parameters
     ----------
-    client_resources : dict
-        ``num_cpus`` and ``num_gpus`` reserved for each ClientApp actor.
+    client_resources : dict[str, float]
+        ``num_cpus`` (greater than 0) and ``num_gpus`` (at least 0, fractions share a
+        GPU) reserved for each ClientApp actor.
     address : str | None
         Address of a running Ray cluster to join; None starts a local Ray runtime.
     """
 
-    def __init__(self, client_resources: dict, address: str | None = None) -> None:
+    def __init__(self, *, client_resources: dict[str, float], address: str | None) -> None:
+        from fedsim.config.checks import require
+
+        require(
+            sorted(client_resources) == ["num_cpus", "num_gpus"],
+            f"engine.client_resources must set exactly num_cpus and num_gpus (got {sorted(client_resources)}).",
+        )
+        num_cpus, num_gpus = client_resources["num_cpus"], client_resources["num_gpus"]
+        # The nested values reach here unchecked by the signature's types, so a string fails here too.
+        require(
+            isinstance(num_cpus, (int, float)) and num_cpus > 0,
+            f"engine.client_resources.num_cpus must be greater than 0 (got {num_cpus!r}).",
+        )
+        require(
+            isinstance(num_gpus, (int, float)) and num_gpus >= 0,
+            f"engine.client_resources.num_gpus must be at least 0 (got {num_gpus!r}).",
+        )
         self.client_resources = dict(client_resources)
         self.address = address
 
@@ -76,7 +95,6 @@ def start_ray(init_args: dict) -> None:
     """Start Ray as Flower's Ray backend would, unless this process already runs it so."""
     global _started_with  # pylint: disable=global-statement
     import ray
-    from flwr.supercore.constant import DEFAULT_SIMULATION_CONFIG
 
     if ray.is_initialized() and _started_with in (None, init_args):
         return  # ours with these arguments, or started by the user: use it
@@ -86,8 +104,10 @@ def start_ray(init_args: dict) -> None:
     ray.init(
         runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
         include_dashboard=False,
-        logging_level=DEFAULT_SIMULATION_CONFIG.init_args_logging_level,
-        log_to_driver=DEFAULT_SIMULATION_CONFIG.init_args_log_to_driver,
+        # Ray's own log lines from WARNING up, forwarded to this process: the defaults of
+        # Flower's simulation config (`flwr run`), which run_simulation does not pass.
+        logging_level="WARNING",
+        log_to_driver=True,
         **init_args,
     )
     _started_with = dict(init_args)
@@ -102,9 +122,9 @@ def ray_kept_running() -> Iterator[None]:
     (Flower's actors load the ClientApp anew for every message, so nothing of a run's
     apps stays behind in them); otherwise they are ended as Flower ends them.
     """
-    from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+    backend_class = ray_backend_class()
 
-    def build_or_reuse(backend: RayBackend, app_fn) -> None:
+    def build_or_reuse(backend: "RayBackend", app_fn) -> None:
         global _kept_actors  # pylint: disable=global-statement
         if _kept_actors is not None and _kept_actors[0] == backend.client_resources:
             backend.pool, backend.app_fn = _kept_actors[1], app_fn
@@ -113,7 +133,7 @@ def ray_kept_running() -> Iterator[None]:
         discard_kept_actors()
         build(backend, app_fn)
 
-    def keep_idle_actors(backend: RayBackend) -> None:
+    def keep_idle_actors(backend: "RayBackend") -> None:
         global _kept_actors  # pylint: disable=global-statement
         pool = backend.pool
         if pool is None:
@@ -123,12 +143,12 @@ def ray_kept_running() -> Iterator[None]:
         else:
             pool.terminate_all_actors()
 
-    build, terminate = RayBackend.build, RayBackend.terminate
-    RayBackend.build, RayBackend.terminate = build_or_reuse, keep_idle_actors
+    build, terminate = backend_class.build, backend_class.terminate
+    backend_class.build, backend_class.terminate = build_or_reuse, keep_idle_actors
     try:
         yield
     finally:
-        RayBackend.build, RayBackend.terminate = build, terminate
+        backend_class.build, backend_class.terminate = build, terminate
 
 
 def discard_kept_actors() -> None:

@@ -2,7 +2,8 @@
 
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
+
+from fedsim.flower_internals import ErrorCode
 
 
 def error_reply(message: Message, code: int, reason: str) -> Message:

@@ -10,9 +10,9 @@ from multiprocessing.process import BaseProcess
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
 
 from fedsim.engines.replies import error_reply, run_client_app
+from fedsim.flower_internals import ErrorCode
 
 PARENT_CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0

@@ -1,8 +1,8 @@
 """Plain torch models; each takes the dataset's input shape and number of classes."""
 
 from fedsim.models.classic import CNN, MLP, LogisticRegression
-from fedsim.models.building import build_model
+from fedsim.models.building import ModelFactory, build_model, shared_model
 from fedsim.models.resnet import ResNet18
 from fedsim.models.sequence import CNN1D, CharLSTM
 
-__all__ = ["CNN", "CNN1D", "CharLSTM", "MLP", "LogisticRegression", "ResNet18", "build_model"]
+__all__ = ["CNN", "CNN1D", "CharLSTM", "MLP", "LogisticRegression", "ModelFactory", "ResNet18", "build_model", "shared_model"]

@@ -1,9 +1,22 @@
 """The models of McMahan et al. (2017) and multinomial logistic regression."""
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from fedsim.config.checks import require
+
+
+def check_size(setting: str, size: int) -> None:
+    """Raise ConfigError unless the layer size ``model.<setting>`` is at least 1."""
+    require(size >= 1, f"model.{setting} must be at least 1 (got {size}).")
+
+
+def check_sizes(setting: str, sizes: Sequence[int]) -> None:
+    """Raise ConfigError unless every layer size in ``model.<setting>`` is at least 1."""
+    require(all(size >= 1 for size in sizes), f"model.{setting} values must be at least 1 (got {list(sizes)}).")
 
 
 class LogisticRegression(nn.Module):
@@ -18,11 +31,20 @@ class LogisticRegression(nn.Module):
 
 
 class MLP(nn.Module):
-    """Fully connected ReLU network on the flattened input (the 2NN with [200, 200])."""
+    """Fully connected ReLU network on the flattened input (the 2NN with [200, 200]).
 
-    def __init__(
-        self, input_shape: tuple[int, ...], num_classes: int, hidden_sizes: list[int] = (200, 200)
-    ) -> None:
+    Parameters
+    ----------
+    input_shape : tuple[int, ...]
+        Shape of one example, flattened at the input (given by fedsim at run time).
+    num_classes : int
+        Number of output logits (given by fedsim at run time).
+    hidden_sizes : list[int]
+        Units of each hidden layer, each at least 1; empty gives logistic regression.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, hidden_sizes: list[int]) -> None:
+        check_sizes("hidden_sizes", hidden_sizes)
         super().__init__()
         sizes = [math.prod(input_shape), *hidden_sizes]
         layers: list[nn.Module] = []
@@ -39,18 +61,33 @@ class CNN(nn.Module):
     """Two 5x5 convolutions with 2x2 max pooling, one dense layer, softmax output.
 
     Needs image input of shape (channels, height, width); 'same' padding keeps any
-    height and width of at least 4 usable. ``batch_norm`` adds BatchNorm after each
-    convolution (for FedBN).
+    height and width of at least 4 usable.
+
+    Parameters
+    ----------
+    input_shape : tuple[int, ...]
+        (channels, height, width) of one image (given by fedsim at run time).
+    num_classes : int
+        Number of output logits (given by fedsim at run time).
+    channels : list[int]
+        Output channels of each convolution, each at least 1.
+    hidden_size : int
+        Units of the dense layer; at least 1.
+    batch_norm : bool
+        Add BatchNorm after each convolution (for FedBN).
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_classes: int,
-        channels: list[int] = (32, 64),
-        hidden_size: int = 512,
-        batch_norm: bool = False,
+        *,
+        channels: list[int],
+        hidden_size: int,
+        batch_norm: bool,
     ) -> None:
+        check_sizes("channels", channels)
+        check_size("hidden_size", hidden_size)
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(

@@ -4,6 +4,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fedsim.config.checks import require
+from fedsim.models.classic import check_size
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (projected when the shape changes)."""
@@ -33,15 +36,27 @@ class ResNet18(nn.Module):
     normalization is GroupNorm (Hsieh et al. 2020, "The Non-IID Data Quagmire"), with
     ``num_groups`` groups. Four stages of two basic blocks (64, 128, 256, 512 channels,
     the last three halving the resolution), global average pooling, a linear layer.
+
+    Parameters
+    ----------
+    input_shape : tuple[int, ...]
+        (channels, height, width) of one image (given by fedsim at run time).
+    num_classes : int
+        Number of output logits (given by fedsim at run time).
+    num_groups : int
+        GroupNorm groups; at least 1 and a divisor of every stage's width (64, 128, 256, 512).
     """
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, num_groups: int = 2) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, num_groups: int) -> None:
+        check_size("num_groups", num_groups)
+        widths = [64, 128, 256, 512]
+        require(
+            all(width % num_groups == 0 for width in widths),
+            f"model.num_groups={num_groups} must divide every stage's width {widths}.",
+        )
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"the ResNet needs image input (channels, height, width), not shape {tuple(input_shape)}")
-        widths = [64, 128, 256, 512]
-        if any(width % num_groups for width in widths):
-            raise ValueError(f"num_groups={num_groups} must divide every stage's width {widths}")
         self.stem = nn.Sequential(
             nn.Conv2d(input_shape[0], 64, 3, padding=1, bias=False), nn.GroupNorm(num_groups, 64), nn.ReLU()
         )

@@ -1,5 +1,7 @@
-"""Differential privacy: Opacus DP-SGD on clients, Flower's central-DP wrappers, and the epsilon spent each round."""
+"""Differential privacy: the ``privacy`` options (no privacy, Opacus DP-SGD on clients, Flower's central DP)."""
 
-from fedsim.privacy.plan import PrivacyPlan, plan_privacy, train_sizes
+from fedsim.privacy.central import CentralDP, CentralDPAdaptive
+from fedsim.privacy.local import LocalDP
+from fedsim.privacy.mechanism import NoPrivacy, PrivacyMechanism
 
-__all__ = ["PrivacyPlan", "plan_privacy", "train_sizes"]
+__all__ = ["CentralDP", "CentralDPAdaptive", "LocalDP", "NoPrivacy", "PrivacyMechanism"]

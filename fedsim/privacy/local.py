@@ -1,20 +1,79 @@
 """Local differential privacy: a client's local training as Opacus DP-SGD, one accountant per client across rounds."""
 
 import copy
+import importlib.util
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from flwr.app import RecordDict
+from flwr.app import ConfigRecord, RecordDict
 from torch import nn
 from torch.nn import functional as F
 
-from fedsim.config import ConfigError
-from fedsim.privacy.accounting import epsilon_spent, load_history, store_history
+from fedsim.config.checks import ConfigError, require
+from fedsim.privacy.accounting import epsilon_spent, load_history, noise_for_budget, store_history
+from fedsim.privacy.client_epsilons import ClientEpsilons
+from fedsim.privacy.mechanism import PrivacyMechanism, check_budget, require_positive, warn_large_delta
+from fedsim.training import Augmentation, GradientCorrection
 
-ACCOUNTANT_KEY = "dp-accountant"
+if TYPE_CHECKING:
+    from fedsim.data import Federation
+
+ACCOUNTANT_KEY = "dp-accountant"  # the node-state key of the client's accountant history
 NOISE_KEY = "dp-noise-multiplier"
+MAX_GRAD_NORM_KEY = "dp-max-grad-norm"
+DELTA_KEY = "dp-delta"
+ACCOUNTANT_NAME_KEY = "dp-accountant-name"
+SECURE_MODE_KEY = "dp-secure-mode"
+
+
+@dataclass(frozen=True)
+class DPSGD:
+    """The DP-SGD settings a training message carries under local DP.
+
+    Attributes
+    ----------
+    noise_multiplier : float
+        Noise std over the clipping norm.
+    max_grad_norm : float
+        Per-example clipping norm.
+    delta : float
+        The delta each client reports its epsilon at.
+    accountant : str
+        ``"rdp"`` or ``"prv"``.
+    secure_mode : bool
+        Opacus's cryptographically secure noise (not seeded).
+    """
+
+    noise_multiplier: float
+    max_grad_norm: float
+    delta: float
+    accountant: str
+    secure_mode: bool
+
+    @classmethod
+    def from_config(cls, config: ConfigRecord) -> "DPSGD | None":
+        """The settings in a message's config record; None when it asks for plain SGD."""
+        if NOISE_KEY not in config:
+            return None
+        return cls(
+            noise_multiplier=float(config[NOISE_KEY]),
+            max_grad_norm=float(config[MAX_GRAD_NORM_KEY]),
+            delta=float(config[DELTA_KEY]),
+            accountant=str(config[ACCOUNTANT_NAME_KEY]),
+            secure_mode=bool(config[SECURE_MODE_KEY]),
+        )
+
+    def to_config(self) -> dict[str, float | str | bool]:
+        return {
+            NOISE_KEY: self.noise_multiplier,
+            MAX_GRAD_NORM_KEY: self.max_grad_norm,
+            DELTA_KEY: self.delta,
+            ACCOUNTANT_NAME_KEY: self.accountant,
+            SECURE_MODE_KEY: self.secure_mode,
+        }
 
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -50,19 +109,15 @@ def train_privately(
     lr: float,
     seed: int,
     state: RecordDict,
-    noise_multiplier: float,
-    max_grad_norm: float,
-    delta: float,
-    accountant: str,
-    secure_mode: bool,
-    correct_gradients: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    dp: DPSGD,
+    correct_gradients: GradientCorrection | None = None,
+    augment: Augmentation | None = None,
 ) -> dict[str, float]:
     """DP-SGD on (x, y) with Opacus: Poisson sampling, per-sample clipping, Gaussian noise.
 
     Each of ``batches_per_epoch`` steps per epoch takes every example with probability
-    1 / batches_per_epoch, clips each example's gradient to ``max_grad_norm``, adds
-    N(0, (noise_multiplier * max_grad_norm)^2) to their sum and divides by the expected
+    1 / batches_per_epoch, clips each example's gradient to ``dp.max_grad_norm``, adds
+    N(0, (dp.noise_multiplier * dp.max_grad_norm)^2) to their sum and divides by the expected
     batch size; then plain SGD steps at ``lr``, as in ``train_locally``.
 
     ``correct_gradients``, the client half's hook, is applied to the noised gradient:
@@ -75,7 +130,7 @@ def train_privately(
 
     The client's accountant history lives in ``state`` (its node's Context.state) and
     grows with every round, so the ``epsilon`` returned is the client's cumulative one
-    at ``delta``. Sampling and noise are drawn from ``seed`` unless ``secure_mode``
+    at ``dp.delta``. Sampling and noise are drawn from ``seed`` unless ``dp.secure_mode``
     asks Opacus for a cryptographically secure generator.
 
     Returns ``loss`` and ``accuracy`` over the examples sampled (computed on the raw
@@ -83,8 +138,10 @@ def train_privately(
     ``epsilon``.
     """
     from opacus import PrivacyEngine
-    from torch.optim import SGD  # imported here: torch.optim costs seconds of start-up
+    from torch.optim import SGD
     from torch.utils.data import DataLoader, TensorDataset
+
+    secure_mode, accountant = dp.secure_mode, dp.accountant
 
     private = copy.deepcopy(model).train()  # Opacus hooks into the module it trains; the shared model stays plain
     total_loss, correct, seen, steps = 0.0, 0, 0, 0
@@ -99,8 +156,8 @@ def train_privately(
             module=private,
             optimizer=SGD(private.parameters(), lr=lr),
             data_loader=DataLoader(TensorDataset(x, y), batch_size=batch_size),
-            noise_multiplier=noise_multiplier,
-            max_grad_norm=max_grad_norm,
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
             poisson_sampling=True,
             noise_generator=None if secure_mode else torch.Generator().manual_seed(seed),
         )
@@ -132,5 +189,94 @@ def train_privately(
         "loss": total_loss / seen if seen else math.nan,
         "accuracy": correct / seen if seen else math.nan,
         "num-steps": float(steps),
-        "epsilon": epsilon_spent(history, delta, accountant),
+        "epsilon": epsilon_spent(history, dp.delta, accountant),
     }
+
+
+def train_sizes(federation: "Federation") -> list[int]:
+    """Every client's number of local training examples, without materializing its tensors.
+
+    The same split as ``Federation``: ``eval_fraction`` of a partition (at least one
+    example, at most all but one) is kept for evaluation.
+    """
+    sizes = []
+    for partition_id in range(federation.num_clients):
+        size = len(federation.partitioner.load_partition(partition_id))
+        sizes.append(size - min(size - 1, max(1, round(federation.eval_fraction * size))))
+    return sizes
+
+
+class LocalDP(PrivacyMechanism):
+    """Example-level DP: every client trains with Opacus DP-SGD (``privacy=local_dp``).
+
+    Each client keeps one accountant across rounds and reports its cumulative
+    ``epsilon``; the server reports the largest over clients (``ClientEpsilons``).
+
+    Parameters
+    ----------
+    noise_multiplier : float | None
+        Noise std over ``max_grad_norm``; None to compute it from ``target_epsilon``.
+    target_epsilon : float | None
+        The budget every client must stay within; the noise is then computed once for
+        every step the run may take (num_rounds x local_epochs x batches per epoch of
+        the client with the fewest), so no client ends above it.
+    target_delta : float
+        The delta of the guarantee.
+    max_grad_norm : float
+        Per-example clipping norm.
+    accountant : str
+        ``"rdp"`` or ``"prv"``.
+    secure_mode : bool
+        Opacus's cryptographically secure noise (needs torchcsprng; not seeded).
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_multiplier: float | None,
+        target_epsilon: float | None,
+        target_delta: float,
+        max_grad_norm: float,
+        accountant: str,
+        secure_mode: bool,
+    ) -> None:
+        check_budget(noise_multiplier, target_epsilon, target_delta, accountant)
+        require_positive("max_grad_norm", max_grad_norm)
+        require(
+            not secure_mode or importlib.util.find_spec("torchcsprng") is not None,
+            "privacy.secure_mode=true needs the torchcsprng package (pip install torchcsprng), "
+            "Opacus's cryptographically secure generator.",
+        )
+        self.noise_multiplier = noise_multiplier
+        self.target_epsilon = target_epsilon
+        self.target_delta = target_delta
+        self.max_grad_norm = max_grad_norm
+        self.accountant = accountant
+        self.secure_mode = secure_mode
+
+    def prepare(self, settings, federation, model):
+        check_model(model, type(model).__name__)
+        sizes = train_sizes(federation)
+        warn_large_delta(self.target_delta, min(sizes), "the smallest client dataset")
+        if self.target_epsilon is None:
+            return
+        # The worst client takes the fewest steps per epoch: at rate 1/k for R*E*k steps,
+        # the privacy cost grows as the number k of batches per epoch shrinks.
+        fewest = min(batches_per_epoch(size, settings.client.batch_size) for size in sizes)
+        steps = settings.num_rounds * settings.client.local_epochs * fewest
+        self.noise_multiplier = noise_for_budget(
+            self.target_epsilon, self.target_delta, 1 / fewest, steps, self.accountant, "privacy.target_epsilon"
+        )
+
+    def train_config(self):
+        settings = DPSGD(
+            noise_multiplier=float(self.noise_multiplier),
+            max_grad_norm=self.max_grad_norm,
+            delta=self.target_delta,
+            accountant=self.accountant,
+            secure_mode=self.secure_mode,
+        )
+        return settings.to_config()
+
+    def wrap(self, strategy, settings):
+        return ClientEpsilons(strategy)

@@ -11,6 +11,7 @@ import fedsim.data.loaders as loaders
 from fedsim.config import ConfigError
 from fedsim.data.fashion_mnist import DEBIAN_PACKAGE, IDX_FILES, load_fashion_mnist, read_idx
 from tests.conftest import compose_config
+from tests.option_files import option_settings
 
 DEBIAN_DIRECTORY = "/usr/share/datasets/fashion-mnist"
 
@@ -45,7 +46,7 @@ def test_read_idx_gives_the_written_array(tmp_path):
 
 def test_idx_files_become_image_and_label_columns(idx_folder):
     folder, arrays = idx_folder
-    data = load_fashion_mnist(directory=str(folder))
+    data = load_fashion_mnist(**option_settings("dataset", "fashion_mnist", directory=str(folder)))
     assert data.train.column_names == ["image", "label"]
     assert isinstance(data.train.features["label"], datasets.ClassLabel)
     assert data.train.features["label"].names[9] == "Ankle boot"
@@ -59,7 +60,8 @@ def test_idx_files_become_image_and_label_columns(idx_folder):
 
 def test_normalization_is_applied_after_scaling(idx_folder):
     folder, arrays = idx_folder
-    data = load_fashion_mnist(directory=str(folder), mean=[0.2860], std=[0.3530])
+    settings = option_settings("dataset", "fashion_mnist", directory=str(folder), mean=[0.2860], std=[0.3530])
+    data = load_fashion_mnist(**settings)
     x, _ = data.to_tensors(data.test)
     np.testing.assert_allclose(x.numpy()[:, 0], (arrays["test"][0] / 255.0 - 0.2860) / 0.3530, rtol=1e-5, atol=1e-6)
 
@@ -67,7 +69,7 @@ def test_normalization_is_applied_after_scaling(idx_folder):
 @pytest.mark.skipif(not (__import__("pathlib").Path(DEBIAN_DIRECTORY) / IDX_FILES["train"][0]).is_file(),
                     reason=f"the Debian package {DEBIAN_PACKAGE} is not installed")
 def test_the_debian_package_gives_60000_and_10000_images():
-    data = load_fashion_mnist()
+    data = load_fashion_mnist(**option_settings("dataset", "fashion_mnist"))
     assert (len(data.train), len(data.test)) == (60_000, 10_000)
     # the published test set is balanced: 1,000 images per class
     np.testing.assert_array_equal(np.bincount(data.test.with_format("numpy")["label"]), [1000] * 10)
@@ -88,7 +90,7 @@ def test_without_files_the_hub_dataset_is_loaded(tmp_path, monkeypatch):
         return datasets.DatasetDict({"train": split, "test": split})
 
     monkeypatch.setattr(loaders.datasets, "load_dataset", fake_load_dataset)
-    data = load_fashion_mnist(directory=str(tmp_path / "absent"))
+    data = load_fashion_mnist(**option_settings("dataset", "fashion_mnist", directory=str(tmp_path / "absent")))
     assert calls == ["zalando-datasets/fashion_mnist"]
     x, y = data.to_tensors(data.test)
     np.testing.assert_allclose(x.numpy()[:, 0, 0, 0], [0.0, 0.2, 0.4, 0.6], atol=1e-7)

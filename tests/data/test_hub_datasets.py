@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim.apps import load_federation
-from fedsim.config import ConfigError, validate
+from fedsim.config import ConfigError
 from fedsim.data import RandomCropFlip
 from fedsim.instantiate import build
 from fedsim.models import build_model
+from fedsim.plan import build_plan, check_options, load_federation
 from tests.conftest import compose_config
 from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
 
@@ -32,7 +32,7 @@ def test_cifar10_is_normalized_per_channel(tmp_path):
     hub = compose_config("dataset=cifar10").dataset
     assert hub.path == "uoft-cs/cifar10" and list(hub.feature_columns) == ["img"]
     cfg = compose_config("dataset=cifar10", "model=resnet18", *local(files))
-    validate(cfg)
+    check_options(cfg)
     data = build(cfg.dataset)
     assert data.input_shape == (3, 32, 32) and data.augmentation is None
     x, _ = data.to_tensors(data.test)
@@ -62,7 +62,7 @@ def test_cifar10_augmentation_is_random_crop_and_flip(tmp_path):
 
 def test_mean_without_std_is_a_config_error():
     with pytest.raises(ConfigError, match="dataset.mean and dataset.std go together"):
-        validate(compose_config("dataset=cifar10", "dataset.std=null"))
+        build_plan(compose_config("dataset=cifar10", "dataset.std=null"))
 
 
 def test_mean_with_the_wrong_number_of_channels_is_a_config_error(digits_parquet):

@@ -14,9 +14,10 @@ from sklearn.datasets import load_digits as sklearn_digits
 
 import fedsim.data.loaders as loaders
 from fedsim.config import ConfigError
-from fedsim.data import load_digits, load_huggingface, load_synthetic
+from fedsim.data import FederatedData, load_digits, load_huggingface, load_synthetic
 from fedsim.data.synthetic import generate_synthetic
 from fedsim.instantiate import build
+from tests.option_files import option_settings
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +34,11 @@ def sklearn_bunch():
 def sorted_rows(a: np.ndarray) -> np.ndarray:
     """Rows of a 2-D array in lexicographic order (a multiset fingerprint)."""
     return a[np.lexsort(a.T[::-1])]
+
+
+def hub(path: str, **settings) -> FederatedData:
+    """load_huggingface with the settings of conf/dataset/huggingface.yaml, ``path`` and ``settings`` replaced."""
+    return load_huggingface(**option_settings("dataset", "huggingface", path=path, **settings))
 
 
 def png_pixels(parquet_file: str) -> np.ndarray:
@@ -87,7 +93,7 @@ def test_digits_file_read_directly_equals_sklearns_loader(sklearn_bunch, monkeyp
 
 
 def test_digits_same_seed_same_split_other_seed_other_split():
-    a, b, c = load_digits(seed=1), load_digits(seed=1), load_digits(seed=2)
+    a, b, c = (load_digits(test_fraction=0.2, seed=seed) for seed in (1, 1, 2))
     xa, xb, xc = (d.to_tensors(d.test)[0].numpy() for d in (a, b, c))
     np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(a.to_tensors(a.train)[1].numpy(), b.to_tensors(b.train)[1].numpy())
@@ -99,7 +105,7 @@ def test_digits_same_seed_same_split_other_seed_other_split():
 
 
 def test_local_parquet_with_mnist_schema(digits_parquet, sklearn_bunch):
-    data = load_huggingface("parquet", data_files=digits_parquet, feature_scale=255.0, test_fraction=0.5)
+    data = hub("parquet", data_files=digits_parquet, feature_scale=255.0, test_fraction=0.5)
     assert data.input_shape == (1, 8, 8)
     assert data.num_classes == 10  # from the ClassLabel, not the labels seen
     # the files' own splits; test_fraction only applies without a test split
@@ -131,7 +137,7 @@ def tiny_parquet(tmp_path_factory) -> dict[str, str]:
 
 
 def test_classlabel_decides_num_classes_even_when_labels_are_fewer(tiny_parquet):
-    data = load_huggingface("parquet", data_files={"train": tiny_parquet["train"]}, test_fraction=0.5)
+    data = hub("parquet", data_files={"train": tiny_parquet["train"]}, test_fraction=0.5)
     assert data.num_classes == 10
     assert data.input_shape == (1, 4, 4)
     assert (len(data.train), len(data.test)) == (3, 3)
@@ -152,7 +158,7 @@ def digits_csv(tmp_path, sklearn_bunch) -> str:
 
 def test_csv_with_scalar_feature_columns(digits_csv, sklearn_bunch):
     columns = [f"f{i}" for i in range(64)]
-    data = load_huggingface("csv", data_files=digits_csv, feature_columns=columns, feature_scale=16.0,
+    data = hub("csv", data_files=digits_csv, feature_columns=columns, feature_scale=16.0,
                             test_fraction=0.25, seed=0)
     assert data.input_shape == (64,)
     assert data.num_classes == 10  # no ClassLabel: the largest label + 1
@@ -169,7 +175,7 @@ def test_csv_with_scalar_feature_columns(digits_csv, sklearn_bunch):
 
 @pytest.mark.parametrize("test_split", ["test", None])
 def test_missing_test_split_holds_out_test_fraction(digits_parquet, test_split):
-    data = load_huggingface("parquet", data_files={"train": digits_parquet["train"]}, test_split=test_split,
+    data = hub("parquet", data_files={"train": digits_parquet["train"]}, test_split=test_split,
                             test_fraction=0.3, feature_scale=255.0, seed=0)
     assert len(data.test) == math.ceil(0.3 * 1500)
     assert len(data.train) == 1500 - len(data.test)
@@ -181,7 +187,7 @@ def test_missing_test_split_holds_out_test_fraction(digits_parquet, test_split):
 
 def test_holdout_split_depends_on_seed(digits_parquet):
     def held_out(seed):
-        data = load_huggingface("parquet", data_files={"train": digits_parquet["train"]}, seed=seed)
+        data = hub("parquet", data_files={"train": digits_parquet["train"]}, seed=seed)
         return data.to_tensors(data.test)[1].numpy()
 
     np.testing.assert_array_equal(held_out(0), held_out(0))
@@ -191,16 +197,16 @@ def test_holdout_split_depends_on_seed(digits_parquet):
 def test_missing_local_file_is_a_config_error_naming_data_files(tmp_path, tiny_parquet):
     missing = str(tmp_path / "nowhere" / "train.parquet")
     with pytest.raises(ConfigError) as info:
-        load_huggingface("parquet", data_files={"train": missing, "test": tiny_parquet["test"]})
+        hub("parquet", data_files={"train": missing, "test": tiny_parquet["test"]})
     assert "dataset.data_files" in str(info.value)
     assert missing in str(info.value)
     with pytest.raises(ConfigError, match="dataset.data_files"):
-        load_huggingface("parquet", data_files=[missing])
+        hub("parquet", data_files=[missing])
 
 
 def test_missing_feature_column_is_a_config_error_listing_the_columns(tiny_parquet):
     with pytest.raises(ConfigError) as info:
-        load_huggingface("parquet", data_files=tiny_parquet, feature_columns=["pixels"])
+        hub("parquet", data_files=tiny_parquet, feature_columns=["pixels"])
     message = str(info.value)
     assert "pixels" in message
     assert "'image'" in message and "'label'" in message
@@ -208,12 +214,12 @@ def test_missing_feature_column_is_a_config_error_listing_the_columns(tiny_parqu
 
 def test_missing_label_column_is_a_config_error(tiny_parquet):
     with pytest.raises(ConfigError, match="digit"):
-        load_huggingface("parquet", data_files=tiny_parquet, label_column="digit")
+        hub("parquet", data_files=tiny_parquet, label_column="digit")
 
 
 def test_missing_train_split_is_a_config_error(tiny_parquet):
     with pytest.raises(ConfigError, match="dataset.train_split"):
-        load_huggingface("parquet", data_files=tiny_parquet, train_split="training")
+        hub("parquet", data_files=tiny_parquet, train_split="training")
 
 
 def test_colour_images_become_channels_first_without_scrambling(tmp_path):
@@ -225,7 +231,7 @@ def test_colour_images_become_channels_first_without_scrambling(tmp_path):
     )
     ds.to_parquet(tmp_path / "rgb.parquet")
     file = str(tmp_path / "rgb.parquet")
-    data = load_huggingface("parquet", data_files={"train": file, "test": file}, feature_scale=255.0)
+    data = hub("parquet", data_files={"train": file, "test": file}, feature_scale=255.0)
     assert data.input_shape == (3, 4, 5)
     x, _ = data.to_tensors(data.test)
     # channel c of image i is arrays[i, :, :, c]
@@ -287,7 +293,7 @@ def test_hub_load_failure_is_a_config_error_naming_the_path(monkeypatch):
 
     monkeypatch.setattr(loaders.datasets, "load_dataset", offline)
     with pytest.raises(ConfigError) as info:
-        load_huggingface("ylecun/mnist")
+        hub("ylecun/mnist")
     assert "dataset.path" in str(info.value) and "ylecun/mnist" in str(info.value)
 
 
@@ -310,7 +316,7 @@ def test_local_parquet_through_the_config(digits_parquet):
 @pytest.mark.parametrize("test_fraction", [0.1, 0.3])
 def test_synthetic_holds_out_the_last_test_fraction_of_each_user(test_fraction):
     num_users, seed = 6, 3
-    data = load_synthetic(alpha=0.5, beta=0.5, num_users=num_users, test_fraction=test_fraction, seed=seed)
+    data = load_synthetic(alpha=0.5, beta=0.5, iid=False, num_users=num_users, test_fraction=test_fraction, seed=seed)
     raw = generate_synthetic(0.5, 0.5, num_users=num_users, seed=seed)
     assert data.natural_id_column == "user"
     assert data.input_shape == (60,) and data.num_classes == 10

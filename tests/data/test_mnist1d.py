@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from fedsim.data import load_mnist1d
-from tests.conftest import compose_config
 
 
 def test_shapes_classes_and_split():
@@ -38,16 +37,16 @@ def test_seeded_and_leaves_global_random_state_alone():
     python_before, numpy_before = random.random(), np.random.rand()
     random.seed(1)
     np.random.seed(1)
-    a = load_mnist1d(num_samples=100, seed=3)
+    a = load_mnist1d(num_samples=100, test_fraction=0.2, seed=3)
     assert (random.random(), np.random.rand()) == (python_before, numpy_before)
-    b, c = load_mnist1d(num_samples=100, seed=3), load_mnist1d(num_samples=100, seed=4)
+    b, c = (load_mnist1d(num_samples=100, test_fraction=0.2, seed=seed) for seed in (3, 4))
     xa, xb, xc = (d.to_tensors(d.train)[0].numpy() for d in (a, b, c))
     np.testing.assert_array_equal(xa, xb)
     assert not np.allclose(xa, xc)
 
 
 def test_too_few_samples_is_a_config_error():
-    from fedsim.config import ConfigError, validate
+    from fedsim.config.checks import ConfigError
 
     with pytest.raises(ConfigError, match="dataset.num_samples must be at least 20"):
-        validate(compose_config("dataset=mnist1d", "dataset.num_samples=5"))
+        load_mnist1d(num_samples=5, test_fraction=0.2, seed=0)

@@ -19,6 +19,7 @@ from fedsim.data import FederatedData, Federation, QuantitySkewPartitioner, buil
 from fedsim.data import load_synthetic
 from fedsim.data.partitioners import partition_rows as kept_rows
 from tests.conftest import compose_config
+from tests.option_files import option_settings
 
 PARTITIONER_OPTIONS = sorted(p.stem for p in (Path(fedsim.conf.__path__[0]) / "partitioner").glob("*.yaml"))
 NUM_CLIENTS = 5
@@ -45,7 +46,7 @@ def digits() -> FederatedData:
 
 @pytest.fixture(scope="module")
 def synthetic() -> FederatedData:
-    return with_row_ids(load_synthetic(num_users=NUM_CLIENTS, seed=0))
+    return with_row_ids(load_synthetic(**option_settings("dataset", "synthetic", num_users=NUM_CLIENTS)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -260,7 +261,9 @@ def labelled_dataset(n: int) -> datasets.Dataset:
 
 
 def quantity_skew(n: int, num_partitions: int, beta: float, min_size: int, seed: int) -> QuantitySkewPartitioner:
-    partitioner = QuantitySkewPartitioner(num_partitions, beta=beta, min_partition_size=min_size, seed=seed)
+    partitioner = QuantitySkewPartitioner(
+        num_partitions=num_partitions, beta=beta, min_partition_size=min_size, seed=seed
+    )
     partitioner.dataset = labelled_dataset(n)
     return partitioner
 
@@ -313,10 +316,20 @@ def test_quantity_skew_impossible_minimum_raises_value_error():
         partition_rows(quantity_skew(100, 11, beta=1.0, min_size=10, seed=0))
 
 
-@pytest.mark.parametrize(("num_partitions", "beta"), [(0, 1.0), (3, 0.0), (3, -1.0)])
-def test_quantity_skew_rejects_bad_arguments(num_partitions, beta):
-    with pytest.raises(ValueError):
-        QuantitySkewPartitioner(num_partitions, beta=beta)
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"num_partitions": 0}, "partitioner.num_partitions must be at least 1 (got 0)."),
+        ({"beta": 0.0}, "partitioner.beta must be greater than 0 (got 0.0)."),
+        ({"beta": -1.0}, "partitioner.beta must be greater than 0 (got -1.0)."),
+        ({"min_partition_size": -1}, "partitioner.min_partition_size must be at least 0 (got -1)."),
+    ],
+)
+def test_quantity_skew_rejects_bad_settings_in_one_sentence(settings, message):
+    arguments = {"num_partitions": 3, "beta": 1.0, "min_partition_size": 10, "seed": 0, **settings}
+    with pytest.raises(ConfigError) as raised:
+        QuantitySkewPartitioner(**arguments)
+    assert str(raised.value) == message
 
 
 # --- Federation.client ------------------------------------------------------------------------

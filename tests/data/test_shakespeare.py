@@ -5,8 +5,9 @@ import pytest
 
 from fedsim.config import ConfigError
 from fedsim.data.shakespeare import VOCABULARY, encode, load_shakespeare, speeches_by_role, windows
-from fedsim.apps import load_federation
+from fedsim.plan import load_federation
 from tests.conftest import compose_config
+from tests.option_files import option_settings
 
 PLAYS = ["macbeth", "the-tempest"]
 
@@ -60,7 +61,7 @@ def test_windows_and_next_character():
 
 @pytest.fixture(scope="module")
 def two_plays():
-    return load_shakespeare(plays=PLAYS, max_examples_per_role=300, min_examples_per_role=100)
+    return load_shakespeare(**option_settings("dataset", "shakespeare", plays=PLAYS, max_examples_per_role=300))
 
 
 def decode(tokens) -> str:
@@ -98,7 +99,7 @@ def test_limits_per_role_and_held_out_examples_after_a_gap(two_plays):
 
 
 def test_one_client_per_role_through_the_config():
-    probe = load_shakespeare(plays=["macbeth"], max_examples_per_role=200)
+    probe = load_shakespeare(**option_settings("dataset", "shakespeare", plays=["macbeth"], max_examples_per_role=200))
     num_roles = len(set(probe.train["role"]))
     cfg = compose_config(
         "dataset=shakespeare", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200", "model=lstm",
@@ -112,7 +113,7 @@ def test_one_client_per_role_through_the_config():
 
 def test_unknown_play_is_a_config_error_listing_the_plays():
     with pytest.raises(ConfigError, match=r"dataset.plays: no play named \['hamlett'\].*'hamlet'"):
-        load_shakespeare(plays=["hamlett"])
+        load_shakespeare(**option_settings("dataset", "shakespeare", plays=["hamlett"]))
 
 
 def test_natural_id_column_that_does_not_exist_is_a_config_error():

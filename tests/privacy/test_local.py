@@ -6,7 +6,7 @@ from flwr.app import RecordDict
 from torch import nn
 
 from fedsim.config import ConfigError
-from fedsim.privacy.local import batches_per_epoch, check_model, train_privately
+from fedsim.privacy.local import DPSGD, batches_per_epoch, check_model, train_privately
 from fedsim.training import train_locally
 from tests.privacy.reference import reference_epsilon
 
@@ -24,8 +24,8 @@ def model() -> nn.Module:
 def private_round(net, state, *, noise=1.0, clip=1.0, batch_size=10, epochs=2, seed=1, **extra):
     x, y = data()
     return train_privately(
-        net, x, y, epochs=epochs, batch_size=batch_size, lr=0.1, seed=seed, state=state, noise_multiplier=noise,
-        max_grad_norm=clip, delta=1e-5, accountant="rdp", secure_mode=False, **extra,
+        net, x, y, epochs=epochs, batch_size=batch_size, lr=0.1, seed=seed, state=state,
+        dp=DPSGD(noise_multiplier=noise, max_grad_norm=clip, delta=1e-5, accountant="rdp", secure_mode=False), **extra,
     )
 
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from fedsim.apps import load_federation
-from fedsim.config import ConfigError, validate
+from fedsim.config import ConfigError
+from fedsim.instantiate import build
 from fedsim.models import build_model
-from fedsim.privacy import plan_privacy, train_sizes
-from fedsim.privacy.local import batches_per_epoch
+from fedsim.plan import build_plan, check_options, load_federation
+from fedsim.privacy.local import batches_per_epoch, train_sizes
 from fedsim.results import load, round_table
 from fedsim.runner import run
 from tests.conftest import compose_config
@@ -107,16 +107,20 @@ def test_adaptive_clipping_runs_and_accounts(tmp_path, side):
     ],
 )
 def test_bad_values_are_one_sentence(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        validate(compose_config(*overrides))
+    with pytest.raises(ConfigError, match=message) as raised:
+        build_plan(compose_config(*overrides))
+    assert "\n" not in str(raised.value) and str(raised.value).endswith(".")
 
 
 def plan(*overrides):
+    """The privacy mechanism of ``fedsim OVERRIDES`` (small), prepared as a run prepares it: its noise settled."""
     cfg = compose_config(*SMALL, *overrides)
-    validate(cfg)
+    settings = check_options(cfg)
     federation = load_federation(cfg)
     model = build_model(cfg.model, federation.data.input_shape, federation.data.num_classes, cfg.seed)
-    return plan_privacy(cfg, federation, model)
+    mechanism = build(cfg.privacy)
+    mechanism.prepare(settings, federation, model)
+    return mechanism
 
 
 def test_an_unreachable_target_epsilon_stops_the_run_before_training():
@@ -140,4 +144,4 @@ def test_secure_mode_without_torchcsprng_is_one_sentence():
     if importlib.util.find_spec("torchcsprng") is not None:
         pytest.skip("torchcsprng is installed")
     with pytest.raises(ConfigError, match="privacy.secure_mode=true needs the torchcsprng package"):
-        validate(compose_config("privacy=local_dp", "privacy.secure_mode=true"))
+        build_plan(compose_config("privacy=local_dp", "privacy.secure_mode=true"))

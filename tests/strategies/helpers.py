@@ -3,17 +3,16 @@
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 from torch import nn
 
 from fedsim.client_half import ClientHalf
 from fedsim.data import ClientData
+from fedsim.flower_internals import set_task_identity
 from fedsim.models import LogisticRegression
 from fedsim.sampling import NodeSubsetGrid
-from fedsim.training import train_locally
 
 # Messages read the sender's identity from here (fedsim's engines set it the same way).
-TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 7, 0
+set_task_identity(run_id=7, node_id=0)
 
 
 class SmallBatchNormNet(nn.Module):
@@ -87,17 +86,7 @@ def run_client(
     half = half_class(message, state, data, seed)
     half.load(model)
     metrics = half.start(model)
-    config = message.content["config"]
-    metrics |= train_locally(
-        model,
-        data.train_x,
-        data.train_y,
-        epochs=int(config["local-epochs"]),
-        batch_size=int(config["batch-size"]),
-        lr=float(config["lr"]),
-        seed=seed,
-        correct_gradients=half.correct_gradients,
-    )
+    metrics |= half.train(model, half.correct_gradients)
     metrics["num-examples"] = len(data.train_y)
     extra = half.finish(model, metrics)
     return RecordDict({"arrays": ArrayRecord(model.state_dict()), **extra, "metrics": MetricRecord(metrics)})
@@ -133,5 +122,5 @@ def per_client(frame, stage: str, metric: str):
     return rows.pivot(index="round", columns="client", values="value")
 
 
-# How fedsim builds every strategy: it takes whichever nodes it is shown (see fedsim.apps.build_strategy).
+# How fedsim builds every strategy: it takes whichever nodes it is shown (see fedsim.plan.build_strategy).
 TAKE_ALL = {"min_train_nodes": 1, "min_evaluate_nodes": 1, "min_available_nodes": 1}

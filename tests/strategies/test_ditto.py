@@ -108,3 +108,46 @@ def test_a_run_trains_the_fedavg_global_model_and_keeps_personal_models(tmp_path
     distances = per_client(frame, "train", "personal_distance")
     assert (distances.loc[1] == 0).all()  # v_k starts as the global model
     assert (distances.loc[2] > 0).all()  # and round 1's v_k was kept in every client's state
+
+
+def test_under_local_dp_the_client_accountant_counts_the_personal_model_steps_too():
+    from fedsim.privacy.local import ACCOUNTANT_KEY, DPSGD, batches_per_epoch
+    from fedsim.privacy.accounting import load_history
+    from tests.privacy.reference import reference_epsilon
+
+    data, noise, delta, epochs, batch_size = toy_data(4, n=12), 1.3, 1e-5, 2, 4
+    message = ditto_message(toy_model(), 0.1, epochs=epochs, batch_size=batch_size)
+    dp = DPSGD(noise_multiplier=noise, max_grad_norm=1.0, delta=delta, accountant="rdp", secure_mode=False)
+    for key, value in dp.to_config().items():
+        message.content["config"][key] = value
+    state = RecordDict()
+    content = run_client(DittoClient, message, state, data, toy_model())
+
+    steps_per_model = epochs * batches_per_epoch(12, batch_size)
+    rate = 1 / batches_per_epoch(12, batch_size)
+    assert sum(steps for _, _, steps in load_history(state, ACCOUNTANT_KEY)) == 2 * steps_per_model
+    assert content["metrics"]["epsilon"] == pytest.approx(
+        reference_epsilon([(noise, rate, 2 * steps_per_model)], delta, "rdp"), rel=1e-2
+    )
+    assert content["metrics"]["epsilon"] > reference_epsilon([(noise, rate, steps_per_model)], delta, "rdp")
+
+
+def test_augmentation_reaches_the_personal_model():
+    def flip(inputs, generator):  # deterministic: the same as training on flipped data
+        return inputs.flip(-1)
+
+    data = toy_data(6)
+    flipped = type(data)(data.train_x.flip(-1), data.train_y, data.eval_x, data.eval_y)
+    message = ditto_message(toy_model(), 0.3, lr=0.2, epochs=2, batch_size=4)
+    results = {}
+    for name, client_data, augment in (("augmented", data, flip), ("flipped data", flipped, None), ("plain", data, None)):
+        state = RecordDict()
+        half = DittoClient(message, state, client_data, seed=3, augment=augment)
+        model = toy_model()
+        half.load(model)
+        results[name] = (half.start(model), values(state[PERSONAL_MODEL_KEY]))
+    (augmented, personal), (flipped_metrics, flipped_personal) = results["augmented"], results["flipped data"]
+    assert augmented["personal_loss"] == flipped_metrics["personal_loss"]
+    for key in personal:
+        np.testing.assert_array_equal(personal[key], flipped_personal[key])
+    assert augmented["personal_loss"] != results["plain"][0]["personal_loss"]

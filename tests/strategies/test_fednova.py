@@ -5,7 +5,7 @@ import pytest
 from flwr.app import ConfigRecord
 from flwr.serverapp.strategy import FedAvg
 
-from fedsim.client_half import ClientHalf, client_half_for
+from fedsim.client_half import ClientHalf, client_half_class, client_half_path
 from strategies.fednova import FedNova
 from tests.strategies.helpers import TAKE_ALL, assert_trains, client_reply, grid, record, replies_to, run_table, values
 
@@ -56,7 +56,9 @@ def test_a_client_running_more_steps_does_not_pull_the_model_harder():
 
 
 def test_the_client_half_is_plain_local_training():
-    assert client_half_for("strategies.fednova.FedNova") is ClientHalf
+    # the class path the server sends in every message names plain training, which the ClientApp loads
+    assert client_half_path(FedNova(**TAKE_ALL)) == "fedsim.client_half.ClientHalf"
+    assert client_half_class(client_half_path(FedNova(**TAKE_ALL))) is ClientHalf
 
 
 def test_a_run_trains(tmp_path):

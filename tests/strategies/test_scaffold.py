@@ -107,7 +107,7 @@ def test_option_two_divides_by_the_number_of_local_steps():
 def test_first_round_with_zero_control_variates_is_fedavg():
     clients = [toy_data(seed, n=6 + 3 * seed) for seed in range(3)]
     zero = {name: torch.zeros_like(p) for name, p in toy_model().named_parameters()}
-    strategy = Scaffold(num_clients=5, **TAKE_ALL)
+    strategy = Scaffold(num_clients=5, server_learning_rate=1.0, **TAKE_ALL)
     global_arrays = ArrayRecord(toy_model().state_dict())
     messages = list(strategy.configure_train(1, global_arrays, train_config(batch_size=4), grid(3)))
 

@@ -2,21 +2,28 @@
 
 import pytest
 
-from fedsim.apps import build_strategy
-from fedsim.config import ConfigError, validate
+from fedsim.config import ConfigError
+from fedsim.plan import build_plan, build_strategy, check_options
+from fedsim.settings import RunSettings
 from tests.conftest import compose_config
+
+
+def strategy_of(*overrides):
+    """The strategy a run of ``fedsim OVERRIDES`` (tiny) builds."""
+    cfg = compose_config(*overrides)
+    return build_strategy(cfg.strategy, RunSettings.from_config(cfg))
 
 
 @pytest.mark.parametrize("name", ["scaffold", "feddyn"])
 def test_the_number_of_clients_follows_the_federation(name):
-    strategy = build_strategy(compose_config(f"strategy={name}", "num_clients=7", "clients_per_round=3"))
+    strategy = strategy_of(f"strategy={name}", "num_clients=7", "clients_per_round=3")
     assert strategy.num_clients == 7
 
 
 def test_defaults_reach_the_strategies():
-    assert build_strategy(compose_config("strategy=scaffold")).server_learning_rate == 1.0
-    assert build_strategy(compose_config("strategy=feddyn")).alpha == 0.01
-    assert build_strategy(compose_config("strategy=ditto")).proximal_lambda == 0.1
+    assert strategy_of("strategy=scaffold").server_learning_rate == 1.0
+    assert strategy_of("strategy=feddyn").alpha == 0.01
+    assert strategy_of("strategy=ditto").proximal_lambda == 0.1
 
 
 @pytest.mark.parametrize(
@@ -24,24 +31,35 @@ def test_defaults_reach_the_strategies():
     [
         (
             ["strategy=scaffold", "strategy.server_learning_rate=0"],
+            "strategy.server_learning_rate must be greater than 0 (got 0).",
+        ),
+        (
+            ["strategy=scaffold", "strategy.server_learning_rate=0.0"],
             "strategy.server_learning_rate must be greater than 0 (got 0.0).",
         ),
-        (["strategy=feddyn", "strategy.alpha=0"], "strategy.alpha must be greater than 0 (got 0.0)."),
+        (["strategy=feddyn", "strategy.alpha=0"], "strategy.alpha must be greater than 0 (got 0)."),
         (
             ["strategy=ditto", "strategy.proximal_lambda=-0.5"],
             "strategy.proximal_lambda must be at least 0 (got -0.5).",
         ),
         (
-            ["strategy=scaffold", "strategy.num_clients=3"],
-            "strategy.num_clients must equal num_clients=5 (got 3); leave it at ${num_clients}.",
+            # N is no setting any more: fedsim passes num_clients itself, so it cannot disagree
+            ["strategy=scaffold", "+strategy.num_clients=3"],
+            "strategy.num_clients is set by fedsim at run time; remove it from the config.",
         ),
     ],
 )
 def test_out_of_range_values_fail_with_one_sentence(overrides, message):
     with pytest.raises(ConfigError) as raised:
-        validate(compose_config(*overrides))
+        build_plan(compose_config(*overrides))
     assert str(raised.value) == message
 
 
+def test_num_clients_set_by_hand_is_refused_before_anything_is_built():
+    with pytest.raises(ConfigError, match=r"^strategy\.num_clients is set by fedsim at run time"):
+        check_options(compose_config("strategy=feddyn", "+strategy.num_clients=5"))
+
+
 def test_lambda_zero_is_allowed_it_trains_purely_local_personal_models():
-    validate(compose_config("strategy=ditto", "strategy.proximal_lambda=0"))
+    plan = build_plan(compose_config("strategy=ditto", "strategy.proximal_lambda=0"))
+    assert plan.strategy.proximal_lambda == 0

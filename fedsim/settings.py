@@ -1,0 +1,69 @@
+"""The run-wide settings of a config (its top level and ``client``), checked once."""
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from fedsim.config.checks import require
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How clients train and evaluate by default (``client.*``)."""
+
+    local_epochs: int
+    batch_size: int
+    lr: float
+    eval_fraction: float
+
+    def __post_init__(self) -> None:
+        require(self.local_epochs >= 1, f"client.local_epochs must be at least 1 (got {self.local_epochs}).")
+        require(self.batch_size >= 1, f"client.batch_size must be at least 1 (got {self.batch_size}).")
+        require(self.lr > 0, f"client.lr must be greater than 0 (got {self.lr}).")
+        require(
+            0 < self.eval_fraction < 1,
+            f"client.eval_fraction must be strictly between 0 and 1 (got {self.eval_fraction}).",
+        )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings of a run that belong to no config group; see conf/config.yaml for each."""
+
+    seed: int
+    num_rounds: int
+    num_clients: int
+    clients_per_round: int
+    eval_clients_per_round: int
+    client: ClientSettings
+    stragglers: float
+    drop_stragglers: bool
+    centralized_train_metrics: bool
+    verbose: bool
+    quiet: bool | None
+
+    def __post_init__(self) -> None:
+        require(self.num_rounds >= 1, f"num_rounds must be at least 1 (got {self.num_rounds}).")
+        require(self.num_clients >= 1, f"num_clients must be at least 1 (got {self.num_clients}).")
+        require(
+            1 <= self.clients_per_round <= self.num_clients,
+            f"clients_per_round must be between 1 and num_clients={self.num_clients} "
+            f"(got {self.clients_per_round}).",
+        )
+        require(
+            0 <= self.eval_clients_per_round <= self.num_clients,
+            f"eval_clients_per_round must be between 0 and num_clients={self.num_clients} "
+            f"(got {self.eval_clients_per_round}).",
+        )
+        require(0 <= self.stragglers <= 1, f"stragglers must be a fraction in [0, 1] (got {self.stragglers}).")
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "RunSettings":
+        """The run-wide settings of a composed config (its types were checked by the schema)."""
+        names = [name for name in cls.__dataclass_fields__ if name != "client"]
+        return cls(client=ClientSettings(**cfg.client), **{name: cfg[name] for name in names})
+
+    @property
+    def sample_rate(self) -> float:
+        """The share of the federation drawn for training each round."""
+        return self.clients_per_round / self.num_clients

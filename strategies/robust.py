@@ -1,0 +1,68 @@
+"""Byzantine-robust aggregation: Flower's trimmed mean, Krum, Multi-Krum and Bulyan, with their arguments checked.
+
+Yin, Chen, Ramchandran, Bartlett. "Byzantine-Robust Distributed Learning: Towards
+Optimal Statistical Rates." ICML 2018. Blanchard, El Mhamdi, Guerraoui, Stainer.
+"Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent." NeurIPS 2017.
+El Mhamdi, Guerraoui, Rouault. "The Hidden Vulnerability of Distributed Learning in
+Byzantium." ICML 2018.
+"""
+
+from flwr.serverapp import strategy as flower
+
+from fedsim.config.checks import require
+
+KRUM_MINIMUM = "2 * num_malicious_nodes + 3 (Blanchard et al. 2017)"
+
+
+def _require_tolerable(num_malicious_nodes: int, clients_per_round: int, minimum: int, formula: str) -> None:
+    require(num_malicious_nodes >= 0, f"strategy.num_malicious_nodes must be at least 0 (got {num_malicious_nodes}).")
+    require(
+        clients_per_round >= minimum,
+        f"strategy.num_malicious_nodes={num_malicious_nodes} needs clients_per_round >= {formula} = {minimum} "
+        f"(got {clients_per_round}).",
+    )
+
+
+class FedTrimmedAvg(flower.FedTrimmedAvg):
+    """Coordinate-wise trimmed mean; ``beta``, the share trimmed at each end, in [0, 0.5)."""
+
+    def __init__(self, *, beta: float, **fedavg_args) -> None:
+        require(0 <= beta < 0.5, f"strategy.beta (the trimmed fraction) must be in [0, 0.5) (got {beta}).")
+        super().__init__(beta=beta, **fedavg_args)
+
+
+class Krum(flower.Krum):
+    """Krum, tolerating ``num_malicious_nodes`` f of the ``clients_per_round`` n (n >= 2f + 3)."""
+
+    def __init__(self, *, num_malicious_nodes: int, clients_per_round: int, **fedavg_args) -> None:
+        _require_tolerable(num_malicious_nodes, clients_per_round, 2 * num_malicious_nodes + 3, KRUM_MINIMUM)
+        super().__init__(num_malicious_nodes=num_malicious_nodes, **fedavg_args)
+
+
+class MultiKrum(flower.MultiKrum):
+    """Multi-Krum: Krum's scores, then the mean of the ``num_nodes_to_select`` best (1 <= m <= n - f)."""
+
+    def __init__(
+        self, *, num_malicious_nodes: int, num_nodes_to_select: int, clients_per_round: int, **fedavg_args
+    ) -> None:
+        _require_tolerable(num_malicious_nodes, clients_per_round, 2 * num_malicious_nodes + 3, KRUM_MINIMUM)
+        most = clients_per_round - num_malicious_nodes
+        require(
+            1 <= num_nodes_to_select <= most,
+            f"strategy.num_nodes_to_select must be between 1 and clients_per_round - num_malicious_nodes = "
+            f"{most} (got {num_nodes_to_select}).",
+        )
+        super().__init__(
+            num_malicious_nodes=num_malicious_nodes, num_nodes_to_select=num_nodes_to_select, **fedavg_args
+        )
+
+
+class Bulyan(flower.Bulyan):
+    """Bulyan, tolerating ``num_malicious_nodes`` f of the ``clients_per_round`` n (n >= 4f + 3)."""
+
+    def __init__(self, *, num_malicious_nodes: int, clients_per_round: int, **fedavg_args) -> None:
+        _require_tolerable(
+            num_malicious_nodes, clients_per_round, 4 * num_malicious_nodes + 3,
+            "4 * num_malicious_nodes + 3 (El Mhamdi et al. 2018)",
+        )
+        super().__init__(num_malicious_nodes=num_malicious_nodes, **fedavg_args)
