@@ -99,10 +99,11 @@ def build_server_app(plan: "RunPlan", run: RunInfo) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         node_partitions = discover_partitions(grid, plan.settings.num_clients)
         recorder = RoundRecorder(plan.strategy_stack(node_partitions), node_partitions, plan.callbacks, plan.history)
-        for callback in plan.callbacks:
-            callback.on_run_start(run)
-        error = None
+        started, error = [], None
         try:
+            for callback in plan.callbacks:
+                callback.on_run_start(run)
+                started.append(callback)
             result = recorder.start(
                 grid,
                 plan.initial_arrays,
@@ -115,7 +116,7 @@ def build_server_app(plan: "RunPlan", run: RunInfo) -> ServerApp:
             error = failure
             raise
         finally:
-            for callback in plan.callbacks:
+            for callback in started:  # every callback that started ends, also when the run fails
                 callback.on_run_end(run, plan.history, error)
         torch.save(result.arrays.to_torch_state_dict(), run.run_dir / MODEL_FILE)
 
