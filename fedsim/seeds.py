@@ -19,24 +19,28 @@ stream                 keys                     draws
 
 import numpy as np
 
-# Each stream's place in the tree: how its keys and the run's seed become the entropy of
-# a numpy SeedSequence.
-_LAYOUTS = {
-    "sampling-train": lambda seed, server_round: [seed, server_round, 0],
-    "sampling-evaluate": lambda seed, server_round: [seed, server_round, 1],
-    "stragglers": lambda seed, server_round: [seed, server_round, 2],
-    "central-dp-noise": lambda seed, server_round: [seed, server_round, 3],
-    "client": lambda seed, server_round, partition_id: [seed, server_round, partition_id],
-    "client-split": lambda seed, partition_id: [seed, partition_id],
+# Each stream's place in the tree: its own first spawn key, then a fixed number of keys.
+# numpy's SeedSequence(seed, spawn_key=(stream id, *keys)) pads the seed to its pool
+# size before the spawn key, so streams with distinct ids never share a state.
+_STREAMS: dict[str, tuple[int, int]] = {  # name: (stream id, number of keys)
+    "sampling-train": (1, 1),
+    "sampling-evaluate": (2, 1),
+    "stragglers": (3, 1),
+    "central-dp-noise": (4, 1),
+    "client": (5, 2),
+    "client-split": (6, 1),
 }
-STREAMS = tuple(_LAYOUTS)
+STREAMS = tuple(_STREAMS)
 
 
 def seed_sequence(seed: int, stream: str, *keys: int) -> np.random.SeedSequence:
     """The SeedSequence of ``stream`` at ``keys`` under the run's ``seed``."""
-    if stream not in _LAYOUTS:
+    if stream not in _STREAMS:
         raise KeyError(f"no seed stream {stream!r}; the streams are {', '.join(STREAMS)}")
-    return np.random.SeedSequence(_LAYOUTS[stream](seed, *keys))
+    stream_id, num_keys = _STREAMS[stream]
+    if len(keys) != num_keys:
+        raise TypeError(f"seed stream {stream!r} takes {num_keys} key(s), got {len(keys)}")
+    return np.random.SeedSequence(seed, spawn_key=(stream_id, *keys))
 
 
 def generator(seed: int, stream: str, *keys: int) -> np.random.Generator:

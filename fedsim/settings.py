@@ -43,6 +43,7 @@ class RunSettings:
     quiet: bool | None
 
     def __post_init__(self) -> None:
+        require(self.seed >= 0, f"seed must be at least 0 (got {self.seed}).")
         require(self.num_rounds >= 1, f"num_rounds must be at least 1 (got {self.num_rounds}).")
         require(self.num_clients >= 1, f"num_clients must be at least 1 (got {self.num_clients}).")
         require(
