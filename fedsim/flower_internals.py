@@ -17,7 +17,7 @@ from flwr.serverapp.strategy import FedAvg
 
 if TYPE_CHECKING:
     from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
-    from flwr.simulation.ray_transport.ray_actor import BasicActorPool
+    from flwr.simulation.ray_transport.ray_actor import BasicActorPool  # noqa: F401  (fedsim/engines/ray.py's type hints)
     from flwr_datasets.partitioner import Partitioner
 
 __all__ = [

@@ -36,15 +36,17 @@ from fedsim.training import TrainingRecipe, evaluate
 # Parameters fedsim passes at run time; a config must not set them.
 RUNTIME = {
     "model": ("input_shape", "num_classes"),
-    # fedsim draws each round's clients itself (SeededSampling) and shows the strategy
-    # only those, so the strategy takes every node it is shown.
     "strategy": (
         "fraction_train", "fraction_evaluate", "min_train_nodes", "min_evaluate_nodes", "min_available_nodes",
-        "num_clients", "clients_per_round",
+        "arrayrecord_key", "configrecord_key", "num_clients", "clients_per_round",
     ),
 }
-TAKE_EVERY_NODE = dict(
-    fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1
+# fedsim draws each round's clients itself (SeededSampling) and shows the strategy only
+# those, so the strategy takes every node it is shown; its messages use the record names
+# fedsim's ClientApp reads.
+STRATEGY_RUNTIME = dict(
+    fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1,
+    arrayrecord_key="arrays", configrecord_key="config",
 )
 
 
@@ -164,7 +166,7 @@ def build_strategy(strategy_cfg: DictConfig, settings: RunSettings) -> Strategy:
 
     accepted, _ = settings_of(target_of("strategy", strategy_cfg))
     facts = {"num_clients": settings.num_clients, "clients_per_round": settings.clients_per_round}
-    strategy = build(strategy_cfg, **TAKE_EVERY_NODE, **{key: value for key, value in facts.items() if key in accepted})
+    strategy = build(strategy_cfg, **STRATEGY_RUNTIME, **{key: value for key, value in facts.items() if key in accepted})
     if isinstance(strategy, (FedProx, QFedAvg)) and not hasattr(type(strategy), "client_half"):
         # Flower's classes send their clients settings that plain local training would ignore.
         name = type(strategy).__name__

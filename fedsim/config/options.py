@@ -39,12 +39,14 @@ def check_option(name: str, node: DictConfig, runtime: Sequence[str] = ()) -> No
     """
     target = target_of(name, node)
     hints, takes_any = settings_of(target)
-    settable = sorted(k for k in hints if k not in runtime)
+    settable = sorted(k for k, annotation in hints.items() if k not in runtime and expressible(annotation))
     for key in node:
         if key.startswith("_") and key.endswith("_"):
             continue
         if key in runtime:
             raise ConfigError(f"{name}.{key} is set by fedsim at run time; remove it from the config.")
+        if key in hints and not expressible(hints[key]):
+            raise ConfigError(f"{name}.{key} takes a Python object ({describe(hints[key])}), which a config cannot give.")
         if key not in hints and not takes_any:
             raise ConfigError(
                 f"{name}.{key} is not a setting of {node._target_}; its settings are: {', '.join(settable) or 'none'}."
@@ -109,6 +111,20 @@ def conforms(value: Any, annotation: Any) -> bool:
     if origin in (dict, Mapping) or annotation in (dict, Mapping):
         return isinstance(value, dict)
     return True  # a type the config cannot express (a callable, a class): the target checks it
+
+
+def expressible(annotation: Any) -> bool:
+    """Whether a config value (null, a number, a string, a boolean, a list or a mapping of them) can be of this type."""
+    if annotation is Any or annotation is inspect.Parameter.empty or annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return all(expressible(member) for member in typing.get_args(annotation))
+    if annotation in TYPE_NAMES or annotation in (list, tuple, dict, Mapping):
+        return True
+    if origin in (list, tuple, Sequence, typing.Sequence, dict, Mapping):
+        return all(expressible(a) for a in typing.get_args(annotation) if a is not Ellipsis)
+    return False
 
 
 def describe(annotation: Any) -> str:
