@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 from flwr.clientapp import ClientApp
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import FedProx, QFedAvg, Strategy
 from omegaconf import DictConfig
 
+from fedsim.apps import build_client_app
 from fedsim.callbacks.base import Callback, History
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, client_half_path
 from fedsim.config import GROUPS, ConfigError
@@ -111,8 +112,6 @@ class RunPlan:
         return MetricRecord(metrics)
 
     def client_app(self) -> ClientApp:
-        from fedsim.apps import build_client_app
-
         return build_client_app(self.federation_spec, self.model_factory)
 
 
@@ -162,8 +161,6 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
 
 def build_strategy(strategy_cfg: DictConfig, settings: RunSettings) -> Strategy:
     """The configured strategy, taking every node it is shown, given the federation facts its signature asks for."""
-    from flwr.serverapp.strategy import FedProx, QFedAvg
-
     accepted, _ = settings_of(target_of("strategy", strategy_cfg))
     facts = {"num_clients": settings.num_clients, "clients_per_round": settings.clients_per_round}
     strategy = build(strategy_cfg, **STRATEGY_RUNTIME, **{key: value for key, value in facts.items() if key in accepted})
