@@ -9,6 +9,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from fedsim.config.checks import require
 from fedsim.engines.replies import run_client_app
 from fedsim.engines.workers import WorkerPool
 from fedsim.flower_internals import Run, create_run, set_message_id, set_task_identity
@@ -106,8 +107,6 @@ class LocalEngine:
     """
 
     def __init__(self, *, workers: int) -> None:
-        from fedsim.config.checks import require
-
         require(
             workers >= 0,
             f"engine.workers must be at least 0, where 0 runs the clients in this process (got {workers}).",

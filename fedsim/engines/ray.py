@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
+from fedsim.config.checks import require
 from fedsim.flower_internals import ray_backend_class
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ class RayEngine:
     """
 
     def __init__(self, *, client_resources: dict[str, float], address: str | None) -> None:
-        from fedsim.config.checks import require
-
         require(
             sorted(client_resources) == ["num_cpus", "num_gpus"],
             f"engine.client_resources must set exactly num_cpus and num_gpus (got {sorted(client_resources)}).",
