@@ -53,6 +53,6 @@ class Progress(Callback):
                 table.add_row(f"final {label}", f"{final[key]:.4f}")
         if (best := history.best("centralized_accuracy")) is not None:
             table.add_row("best test acc", f"{best[1]:.4f} (round {best[0]})")
-        table.add_row("wall time", f"{time.perf_counter() - self._started:.1f} s")
+        table.add_row("wall time (rounds)", f"{time.perf_counter() - self._started:.1f} s")
         table.add_row("results", str(run.run_dir))
         self.console.print(table)
