@@ -40,13 +40,17 @@ class Krum(flower.Krum):
 
 
 class MultiKrum(flower.MultiKrum):
-    """Multi-Krum: Krum's scores, then the mean of the ``num_nodes_to_select`` best (1 <= m <= n - f)."""
+    """Multi-Krum: Krum's scores, then the mean of the ``num_nodes_to_select`` best (1 <= m <= n - f).
+
+    ``num_nodes_to_select`` None selects m = n - f, Blanchard et al.'s choice.
+    """
 
     def __init__(
-        self, *, num_malicious_nodes: int, num_nodes_to_select: int, clients_per_round: int, **fedavg_args
+        self, *, num_malicious_nodes: int, num_nodes_to_select: int | None, clients_per_round: int, **fedavg_args
     ) -> None:
         _require_tolerable(num_malicious_nodes, clients_per_round, 2 * num_malicious_nodes + 3, KRUM_MINIMUM)
         most = clients_per_round - num_malicious_nodes
+        num_nodes_to_select = most if num_nodes_to_select is None else num_nodes_to_select
         require(
             1 <= num_nodes_to_select <= most,
             f"strategy.num_nodes_to_select must be between 1 and clients_per_round - num_malicious_nodes = "

@@ -46,6 +46,8 @@ class Config:
     privacy: Any = MISSING
     engine: Any = MISSING
     callbacks: Any = None
+    # The label of a method (conf/method/NAME.yaml: a strategy with its own settings); null: the strategy's name.
+    method: str | None = None
 
 
 def register_schemas() -> None:

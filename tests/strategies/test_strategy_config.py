@@ -24,6 +24,14 @@ def test_defaults_reach_the_strategies():
     assert strategy_of("strategy=scaffold").server_learning_rate == 1.0
     assert strategy_of("strategy=feddyn").alpha == 0.01
     assert strategy_of("strategy=ditto").proximal_lambda == 0.1
+    assert strategy_of("strategy=fedprox").proximal_mu == 0.1
+
+
+def test_multikrum_selects_all_but_the_assumed_byzantine_clients_by_default():
+    # Blanchard et al.'s m = n - f: 7 clients per round, f = 2 -> 5 selected (Krum selects 1)
+    strategy = strategy_of("strategy=multikrum", "num_clients=7", "strategy.num_malicious_nodes=2")
+    assert strategy.num_nodes_to_select == 5
+    assert strategy_of("strategy=multikrum", "num_clients=7", "strategy.num_nodes_to_select=2").num_nodes_to_select == 2
 
 
 @pytest.mark.parametrize(
