@@ -20,7 +20,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stage", help="centralized, federated, train or system (default: the first that records the metric)"
     )
-    parser.add_argument("--hue", help="config key giving one curve per value, e.g. strategy or partitioner.alpha")
+    parser.add_argument(
+        "--hue",
+        default="method",
+        help="config keys giving one curve per value, commas between several, e.g. strategy,strategy.proximal_mu "
+        "or partitioner.alpha; none: one curve of all runs (default: method, the method's label or else the strategy)",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only the runs whose config KEY equals VALUE (read as YAML, numbers compared as numbers), "
+        "e.g. partitioner.alpha=0.1; repeat it and every filter must hold",
+    )
     parser.add_argument(
         "--kind",
         choices=KINDS,
@@ -38,14 +51,15 @@ def plot(args: argparse.Namespace) -> Path:
 
     if args.out is not None:
         plots.check_figure_path(args.out)  # before loading anything
-    frame = load(args.paths if len(args.paths) > 1 else args.paths[0])
+    frame = load(args.paths if len(args.paths) > 1 else args.paths[0], where=args.where)
     if args.kind == "clients":
         stage = args.stage or "federated"
         axis = plots.plot_client_distribution(frame, args.metric, stage)
         name = f"clients_{stage}_{args.metric}.png"
     else:
         stage = plots.metric_stage(frame, args.metric, args.stage)
-        axis = plots.plot_metric(frame, args.metric, stage, args.hue)
+        hue = None if args.hue.strip().lower() == "none" else args.hue
+        axis = plots.plot_metric(frame, args.metric, stage, hue)
         name = f"{stage}_{args.metric}.png"
     folder = Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd()
     return plots.save_figure(axis, args.out or folder / name)

@@ -1,12 +1,24 @@
 """Figures drawn from results files only: one run's rounds, runs compared, client spread."""
 
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fedsim.config.checks import ConfigError
-from fedsim.results import COLUMNS, load, round_table, run_columns
+from fedsim.results import (  # metric_stage lived here: plots.metric_stage still works
+    METHOD,
+    check_keys,
+    group_runs,
+    load,
+    metric_stage,
+    pooling_message,
+    round_table,
+    run_columns,
+    split_keys,
+)
 
 FIGURE_FILE = "rounds.png"
 STAGE_LABELS = {
@@ -14,10 +26,7 @@ STAGE_LABELS = {
     "federated": "federated (clients' data)",
     "train": "local training",
 }
-STAGE_PREFERENCE = ["centralized", "federated", "train", "system"]
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
-RUN_COLUMNS = {*COLUMNS, "run", "status"}
-KEYS_LISTED = 8
 
 
 def _new_axis(figsize: tuple[float, float] = (6, 4)):
@@ -66,50 +75,36 @@ def plot_run(run_dir: str | Path) -> Path:
         axis.set_xlabel("round")
         axis.grid(alpha=0.3)
     named = [str(columns[group]) for group in ("strategy", "dataset", "partitioner", "model", "privacy") if group in columns]
+    if columns.get(METHOD) not in (None, columns.get("strategy")):
+        named.insert(0, str(columns[METHOD]))
     figure.suptitle(" · ".join(named) if named else run_dir.name)
     path = run_dir / FIGURE_FILE
     figure.savefig(path, dpi=120)
     return path
 
 
-def metric_stage(frame: pd.DataFrame, metric: str, stage: str | None = None, clients: bool = False) -> str:
-    """The stage to plot ``metric`` from: ``stage`` if given, else the first that records it.
-
-    Raises ConfigError naming the metrics (or stages) that exist when the choice does not.
-    """
-    rows = frame[frame["client"].notna()] if clients else frame[frame["client"].isna()]
-    kind = "per-client metric" if clients else "metric"
-    stages = sorted(rows["stage"].unique())
-    if stage is not None and stage not in stages:
-        raise ConfigError(f"stage '{stage}' has no {kind}s in these runs; available: {', '.join(stages)}.")
-    candidates = [stage] if stage is not None else [s for s in STAGE_PREFERENCE if s in stages]
-    for candidate in candidates:
-        if metric in set(rows.loc[rows["stage"] == candidate, "metric"]):
-            return candidate
-    scope = rows if stage is None else rows[rows["stage"] == stage]
-    where = "" if stage is None else f" for stage '{stage}'"
-    available = ", ".join(sorted(scope["metric"].unique()))
-    raise ConfigError(f"{kind} '{metric}' is not recorded{where} in these runs; available: {available}.")
+def hue_keys(frame: pd.DataFrame, hue: str | Sequence[str] | None) -> list[str]:
+    """The config keys of ``hue`` (commas separate several); the default ``method`` falls back to
+    ``strategy`` for a frame without a method column."""
+    keys = split_keys(hue)
+    if keys == [METHOD] and METHOD not in frame.columns:
+        keys = ["strategy"] if "strategy" in frame.columns else []
+    return keys
 
 
-def config_keys(frame: pd.DataFrame) -> list[str]:
-    """The config columns of ``frame``: those that differ between runs first, then the rest."""
-    keys = [column for column in frame.columns if column not in RUN_COLUMNS]
-    per_run = frame.drop_duplicates("run")[keys]
-    varying = [key for key in keys if per_run[key].astype(str).nunique() > 1]
-    return varying + [key for key in keys if key not in varying]
+def check_hue(frame: pd.DataFrame, hue: str | Sequence[str] | None) -> None:
+    """Raise ConfigError, listing some keys that exist, if a key of ``hue`` is not a config key of the runs."""
+    check_keys(frame, split_keys(hue), "hue")
 
 
-def check_hue(frame: pd.DataFrame, hue: str | None) -> None:
-    """Raise ConfigError, listing some keys that exist, if ``hue`` is not a config key of the runs."""
-    if hue is None or hue in config_keys(frame):
-        return
-    listed = ", ".join(config_keys(frame)[:KEYS_LISTED])
-    raise ConfigError(f"hue '{hue}' is not a config key of these runs; some available keys: {listed}.")
-
-
-def plot_metric(frame: pd.DataFrame, metric: str, stage: str | None = None, hue: str | None = None, axis=None):
-    """Per-round curves of an aggregate metric: the mean over runs of each ``hue`` value, ± std.
+def plot_metric(
+    frame: pd.DataFrame,
+    metric: str,
+    stage: str | None = None,
+    hue: str | Sequence[str] | None = METHOD,
+    axis=None,
+):
+    """Per-round curves of an aggregate metric: the mean over the runs of each ``hue`` group, ± std.
 
     Parameters
     ----------
@@ -120,10 +115,15 @@ def plot_metric(frame: pd.DataFrame, metric: str, stage: str | None = None, hue:
     stage : str, optional
         ``centralized``, ``federated``, ``train`` or ``system``; by default the first of
         these that records ``metric``.
-    hue : str, optional
-        A config key (``strategy``, ``partitioner.alpha``, ...): one curve per value.
-        Runs sharing a value (such as seeds) are averaged, with a band of one standard
-        deviation across them. Without it, all runs make one curve.
+    hue : str or list of str, optional
+        Config keys whose values make a curve: ``"method"`` (the default: the method's
+        label, else the strategy), ``"partitioner.alpha"``, or several, as a list or
+        comma-separated: ``"strategy,strategy.proximal_mu"``. A curve's label joins the
+        keys its runs have (``fedprox, proximal_mu=0.1``; ``fedavg``; see
+        ``fedsim.results.group_label``). Runs sharing the values (such as seeds) are
+        averaged, with a band of one standard deviation across them; when they differ in
+        any other config value but the seed, one warning names the curve and the keys.
+        None: all runs make one curve.
     axis : matplotlib Axes, optional
         Where to draw (in a notebook: ``plt.subplots()``'s); by default an axis on a new
         figure outside pyplot, for ``save_figure``.
@@ -135,22 +135,28 @@ def plot_metric(frame: pd.DataFrame, metric: str, stage: str | None = None, hue:
     from matplotlib.ticker import MaxNLocator
 
     stage = metric_stage(frame, metric, stage)
-    check_hue(frame, hue)
+    keys = hue_keys(frame, hue)
+    check_hue(frame, keys)
     if axis is None:
         axis = _new_axis()
     rows = frame[(frame["stage"] == stage) & (frame["metric"] == metric) & frame["client"].isna()]
-    groups = rows.groupby(hue, sort=True, dropna=False) if hue else [("all runs", rows)]
-    for value, group in groups:
+    runs = rows.drop_duplicates("run")
+    groups = group_runs(runs, keys)
+    name = f"hue {','.join(keys)}" if keys else "no hue"
+    message = pooling_message(runs, groups, name, "--hue or filter with --where")
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    for label, members in groups.items():
+        group = rows[rows["run"].isin(members)]
         per_run = group.pivot_table(index="round", columns="run", values="value", aggfunc="first")
         mean, std = per_run.mean(axis=1), per_run.std(axis=1)
-        label = f"{hue}={value}" if hue else value
         line = axis.plot(mean.index, mean.values, marker=".", label=f"{label} (n={per_run.shape[1]})")[0]
         if per_run.shape[1] > 1:
             axis.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set(xlabel="round", ylabel=metric, title=f"{metric} ({stage})")
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(title=", ".join(keys) if keys else None)
     return axis
 
 

@@ -43,10 +43,8 @@ def sweep(tmp_path_factory):
 
 def test_curves_are_the_mean_over_runs_of_each_hue_value_with_a_std_band(sweep):
     axis = plot_metric(load(sweep), "accuracy", hue="strategy")
-    assert [text.get_text() for text in axis.get_legend().get_texts()] == [
-        "strategy=fedadam (n=2)",
-        "strategy=fedavg (n=2)",
-    ]
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["fedadam (n=2)", "fedavg (n=2)"]
+    assert axis.get_legend().get_title().get_text() == "strategy"
     fedadam, fedavg = axis.lines
     np.testing.assert_allclose(fedadam.get_ydata(), [0.2, 0.7])
     np.testing.assert_allclose(fedavg.get_ydata(), [0.1, 0.6])
@@ -58,11 +56,98 @@ def test_curves_are_the_mean_over_runs_of_each_hue_value_with_a_std_band(sweep):
 
 def test_a_numeric_hue_and_no_hue(sweep):
     frame = load(sweep)
-    by_seed = plot_metric(frame, "accuracy", stage="centralized", hue="seed")
+    with pytest.warns(UserWarning, match="hue seed: 'seed=0' and 'seed=1' pool runs whose configs differ in method"):
+        by_seed = plot_metric(frame, "accuracy", stage="centralized", hue="seed")
+    assert [text.get_text() for text in by_seed.get_legend().get_texts()] == ["seed=0 (n=2)", "seed=1 (n=2)"]
     np.testing.assert_allclose(by_seed.lines[0].get_ydata(), [0.15, 0.65])  # seed 0: fedavg and fedadam
-    pooled = plot_metric(frame, "accuracy")
+    with pytest.warns(UserWarning, match="no hue: 'all runs' pools runs"):
+        pooled = plot_metric(frame, "accuracy", hue=None)
     assert len(pooled.lines) == 1
     np.testing.assert_allclose(pooled.lines[0].get_ydata(), [0.15, 0.65])
+
+
+def test_the_default_hue_is_the_method_label(sweep, recwarn):
+    axis = plot_metric(load(sweep), "accuracy")  # these runs have no method: their strategy labels them
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["fedadam (n=2)", "fedavg (n=2)"]
+    assert axis.get_legend().get_title().get_text() == "method"
+    assert not recwarn.list  # seeds only: nothing pooled
+
+
+@pytest.fixture(scope="module")
+def methods(tmp_path_factory):
+    """Method-labelled runs: fedavg, FedProx at three mu, two seeds each, at two Dirichlet alphas."""
+    root = tmp_path_factory.mktemp("methods")
+    number = 0
+    for alpha in (0.1, 1.0):
+        for method, mu in [("fedavg", None), ("fedprox_mu0.01", 0.01), ("fedprox_mu0.1", 0.1), ("fedprox_mu1", 1)]:
+            for seed in (0, 1):
+                strategy = {"_target_": "flwr.serverapp.strategy.FedAvg"}
+                if mu is not None:
+                    strategy = {"_target_": "strategies.fedprox.FedProx", "proximal_mu": mu}
+                config = {
+                    "seed": seed,
+                    "method": method,
+                    "partitioner": {"alpha": alpha, "seed": seed},
+                    "strategy": strategy,
+                    "engine": {"workers": seed},  # engine settings leave results alone: never a pooling warning
+                }
+                choices = {"strategy": "fedavg" if mu is None else "fedprox", "partitioner": "dirichlet"}
+                value = 0.5 + (mu or 0) / 10 + alpha / 100 + seed / 1000
+                write_run(root / str(number), [0.1, value], config, choices)
+                number += 1
+    return root
+
+
+def write_run(run_dir, accuracies, config, choices):
+    save_config(run_dir, config, choices)
+    writer = MetricsWriter(run_dir)
+    writer.write([(r, "centralized", None, "accuracy", value) for r, value in enumerate(accuracies)])
+    writer.close()
+    write_status(run_dir, "completed")
+
+
+def legend(axis) -> list[str]:
+    return [text.get_text() for text in axis.get_legend().get_texts()]
+
+
+def test_hue_by_several_keys_labels_each_curve_with_the_keys_its_runs_have(methods, recwarn):
+    frame = load(methods, where={"partitioner.alpha": 0.1})
+    for hue in ("strategy,strategy.proximal_mu", ["strategy", "strategy.proximal_mu"], " strategy , strategy.proximal_mu"):
+        axis = plot_metric(frame, "accuracy", hue=hue)
+        assert legend(axis) == [
+            "fedavg (n=2)",
+            "fedprox, proximal_mu=0.01 (n=2)",
+            "fedprox, proximal_mu=0.1 (n=2)",
+            "fedprox, proximal_mu=1 (n=2)",
+        ]
+        assert axis.get_legend().get_title().get_text() == "strategy, strategy.proximal_mu"
+        np.testing.assert_allclose(axis.lines[3].get_ydata(), [0.1, 0.6 + 0.001 + 0.0005])
+    assert not recwarn.list
+    with pytest.warns(UserWarning, match="'partitioner.alpha=0.1, strategy=fedprox' pools runs"):
+        not_leading = plot_metric(frame, "accuracy", hue="partitioner.alpha,strategy")
+    assert legend(not_leading) == ["partitioner.alpha=0.1, strategy=fedavg (n=2)", "partitioner.alpha=0.1, strategy=fedprox (n=6)"]
+
+
+def test_a_curve_pooling_runs_of_different_configs_gives_one_warning_naming_the_keys(methods):
+    frame = load(methods)
+    with pytest.warns(UserWarning) as caught:
+        plot_metric(frame, "accuracy", hue="strategy")
+    assert [str(warning.message) for warning in caught] == [
+        "hue strategy: 'fedavg' and 'fedprox' pool runs whose configs differ in method (fedprox_mu0.01, "
+        "fedprox_mu0.1, fedprox_mu1), partitioner.alpha (0.1, 1) and strategy.proximal_mu (0.01, 0.1, 1); "
+        "add them to --hue or filter with --where"
+    ]
+    with pytest.warns(UserWarning) as caught:
+        plot_metric(load(methods, where=["strategy=fedprox", "partitioner.alpha=1"]), "accuracy", hue="strategy")
+    assert [str(warning.message) for warning in caught] == [
+        "hue strategy: 'fedprox' pools runs whose configs differ in method (fedprox_mu0.01, fedprox_mu0.1, "
+        "fedprox_mu1) and strategy.proximal_mu (0.01, 0.1, 1); add them to --hue or filter with --where"
+    ]
+
+
+def test_missing_hue_key_among_several_is_named(methods):
+    with pytest.raises(ConfigError, match=r"^hue 'strategy.mu' is not a config key of these runs; some available keys: method, "):
+        plot_metric(load(methods), "accuracy", hue="method,strategy.mu")
 
 
 def test_client_distribution_draws_a_box_per_round(sweep):
@@ -93,7 +178,7 @@ def test_client_distribution_draws_a_box_per_round(sweep):
         ),
         (
             lambda f: plot_metric(f, "accuracy", hue="strat"),
-            "hue 'strat' is not a config key of these runs; some available keys: strategy, seed",
+            "hue 'strat' is not a config key of these runs; some available keys: method, strategy, seed",
         ),
     ],
     ids=["metric", "metric of a stage", "stage", "hue"],
@@ -154,3 +239,43 @@ def test_fedsim_plot_runs_as_a_module(sweep, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_fedsim_plot_filters_with_where_and_hues_by_several_keys(methods, tmp_path, capsys):
+    out = tmp_path / "fig.png"
+    main([str(methods), "--where", "partitioner.alpha=0.1", "--where", "strategy=fedprox",
+          "--hue", "strategy,strategy.proximal_mu", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out) and captured.err == ""
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_fedsim_plot_prints_the_pooling_warning_as_one_line(methods, tmp_path, capsys):
+    main([str(methods), "--where", "partitioner.alpha=1", "--hue", "strategy", "--out", str(tmp_path / "fig.png")])
+    assert capsys.readouterr().err.splitlines() == [
+        "fedsim-plot: note: hue strategy: 'fedprox' pools runs whose configs differ in method (fedprox_mu0.01, "
+        "fedprox_mu0.1, fedprox_mu1) and strategy.proximal_mu (0.01, 0.1, 1); add them to --hue or filter with --where"
+    ]
+    main([str(methods), "--where", "partitioner.alpha=1", "--out", str(tmp_path / "fig.png")])  # hue method: no pooling
+    assert capsys.readouterr().err == ""
+    main([str(methods), "--hue", "none", "--out", str(tmp_path / "fig.png")])
+    assert capsys.readouterr().err.startswith("fedsim-plot: note: no hue: 'all runs' pools runs whose configs differ in ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--where", "alpha=0.1"], "where key 'alpha' is not a config key of these runs; some available keys: "),
+        (["--where", "partitioner.alpha=0.3"], "no run in '{methods}' has partitioner.alpha=0.3 (partitioner.alpha is 0.1 or 1 there)."),
+        (["--where", "partitioner.alpha"], "a where filter is KEY=VALUE, such as partitioner.alpha=0.1 (got 'partitioner.alpha')."),
+        (["--hue", "method,strategy.mu"], "hue 'strategy.mu' is not a config key of these runs; some available keys: "),
+    ],
+    ids=["unknown key", "no run left", "no value", "hue key"],
+)
+def test_fedsim_plot_bad_where_or_hue_exits_2_with_one_sentence(methods, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        main([str(methods), *args])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"fedsim-plot: error: {message.format(methods=methods)}")
+    assert error.count("\n") == 1

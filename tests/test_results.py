@@ -228,3 +228,96 @@ def test_runs_written_before_the_run_plan_load_under_todays_column_names(tmp_pat
     final = final_table(frame)
     assert len(final) == 3 and final["accuracy"].between(0, 1).all()
     assert list(final.sort_values("run")["round"]) == [1, 1, 1]
+
+
+def test_every_run_has_a_method_label_its_config_method_or_else_its_strategy(tmp_path):
+    write_run(tmp_path / "0", [0.5], {"seed": 0, "method": "fedprox_mu0.1", "strategy": {"proximal_mu": 0.1}},
+              {"strategy": "fedprox", "method": "fedprox_mu0.1"})
+    write_run(tmp_path / "1", [0.5], {"seed": 0, "method": None}, {"strategy": "fedadam"})
+    write_run(tmp_path / "2", [0.5], {"seed": 0, "method": "  "}, {"strategy": "scaffold"})
+    write_run(tmp_path / "3", [0.5], {"seed": 0}, {"strategy": "fedavg"})  # written before methods existed
+    write_run(tmp_path / "4", [0.5], {"seed": 0}, {})  # neither: no label
+    record_failure(tmp_path / "5", ConfigError("bad."))
+    save_config(tmp_path / "5", {"seed": 0, "method": None}, {"strategy": "fedyogi"})
+    with pytest.warns(UserWarning, match="left out 1 failed run"):
+        frame = load(tmp_path)
+    assert list(frame.columns[:8]) == ["round", "stage", "client", "metric", "value", "run", "status", "method"]
+    assert list(frame["method"][:4]) == ["fedprox_mu0.1", "fedadam", "scaffold", "fedavg"]
+    assert frame["method"].isna().tolist() == [False] * 4 + [True]
+    runs = load_runs(tmp_path)
+    assert list(runs["method"][:4]) == ["fedprox_mu0.1", "fedadam", "scaffold", "fedavg"]
+    assert runs["method"].iloc[5] == "fedyogi" and runs["status"].iloc[5] == "failed"
+    assert list(load([FIXTURES / "run_before_plan_tensorboard"])["method"].unique()) == ["fedavg"]
+
+
+@pytest.fixture
+def grid(tmp_path):
+    """Runs over alpha (0.1, 0.5, 1 as 1.0), strategy and seed, one failed, one with a list and a flag."""
+    number = 0
+    for alpha in (0.1, 0.5, 1.0):
+        for strategy in ("fedavg", "fedprox"):
+            for seed in (0, 1):
+                config = {"seed": seed, "partitioner": {"alpha": alpha}, "drop_stragglers": seed == 1,
+                          "model": {"hidden_sizes": [64] if seed else [200, 200]}, "quiet": None}
+                write_run(tmp_path / str(number), [0.1, alpha], config, {"strategy": strategy})
+                number += 1
+    record_failure(tmp_path / str(number), RuntimeError("boom"))
+    save_config(tmp_path / str(number), {"seed": 9, "partitioner": {"alpha": 0.1}}, {"strategy": "fedavg"})
+    return tmp_path
+
+
+def per_run(frame):
+    return frame.drop_duplicates("run")[["strategy", "partitioner.alpha", "seed"]].to_records(index=False).tolist()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"partitioner.alpha": 1, "strategy": "fedprox"},
+        {"partitioner.alpha": "1", "strategy": "fedprox"},
+        ["partitioner.alpha=1.0", "strategy=fedprox"],
+        ("partitioner.alpha=1", "strategy=fedprox"),
+    ],
+    ids=["numbers", "number as text", "strings", "tuple"],
+)
+def test_where_keeps_the_runs_whose_config_equals_every_value(grid, where):
+    frame = load(grid, where=where)
+    assert per_run(frame) == [("fedprox", 1.0, 0), ("fedprox", 1.0, 1)]
+    assert list(load_runs(grid, where=where)["seed"]) == [0, 1]
+
+
+def test_where_compares_lists_flags_and_nulls_as_the_config_states_them(grid):
+    assert per_run(load(grid, where=["model.hidden_sizes=[64]", "partitioner.alpha=0.1"])) == [
+        ("fedavg", 0.1, 1), ("fedprox", 0.1, 1)
+    ]
+    assert per_run(load(grid, where={"drop_stragglers": False, "partitioner.alpha": 0.5, "strategy": "fedavg"})) == [
+        ("fedavg", 0.5, 0)
+    ]
+    with pytest.warns(UserWarning, match="left out 1 failed run"):  # it has no quiet key: null matches it too
+        assert load(grid, where=["quiet=null"])["run"].nunique() == 12
+    assert load(grid, where={"seed": 1.0})["run"].nunique() == 6
+
+
+def test_where_warns_only_about_failed_runs_it_selects(grid, recwarn):
+    load(grid, where={"partitioner.alpha": 0.5})
+    assert not recwarn.list
+    with pytest.warns(UserWarning, match=r"left out 1 failed run\(s\)"):
+        load(grid, where={"partitioner.alpha": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"alpha": 0.1}, "where key 'alpha' is not a config key of these runs; some available keys: "
+                         "method, strategy, seed, partitioner.alpha, drop_stragglers, model.hidden_sizes, quiet."),
+        (["partitioner.alpha=0.3", "strategy=fedavg"],
+         "no run in '{grid}' has partitioner.alpha=0.3 and strategy=fedavg "
+         "(partitioner.alpha is 0.1, 0.5 or 1 there; strategy is fedavg or fedprox there)."),
+        (["strategy"], "a where filter is KEY=VALUE, such as partitioner.alpha=0.1 (got 'strategy')."),
+    ],
+    ids=["unknown key", "no run left", "not key=value"],
+)
+def test_a_bad_where_is_one_sentence(grid, where, message):
+    with pytest.raises(ConfigError) as error:
+        load(grid, where=where)
+    assert str(error.value) == message.format(grid=grid)
