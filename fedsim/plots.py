@@ -8,16 +8,13 @@ import numpy as np
 import pandas as pd
 
 from fedsim.config.checks import ConfigError
+from fedsim.grouping import check_keys, group_runs, pooling_message, split_keys
 from fedsim.results import (  # metric_stage lived here: plots.metric_stage still works
     METHOD,
-    check_keys,
-    group_runs,
     load,
     metric_stage,
-    pooling_message,
     round_table,
     run_columns,
-    split_keys,
 )
 
 FIGURE_FILE = "rounds.png"
@@ -120,7 +117,7 @@ def plot_metric(
         label, else the strategy), ``"partitioner.alpha"``, or several, as a list or
         comma-separated: ``"strategy,strategy.proximal_mu"``. A curve's label joins the
         keys its runs have (``fedprox, proximal_mu=0.1``; ``fedavg``; see
-        ``fedsim.results.group_label``). Runs sharing the values (such as seeds) are
+        ``fedsim.grouping.group_label``). Runs sharing the values (such as seeds) are
         averaged, with a band of one standard deviation across them; when they differ in
         any other config value but the seed, one warning names the curve and the keys.
         None: all runs make one curve.

@@ -10,16 +10,8 @@ import math
 import pytest
 
 from fedsim.config import ConfigError
-from fedsim.results import (
-    MetricsWriter,
-    compare_methods,
-    final_table,
-    load,
-    run_table,
-    save_config,
-    summary_table,
-    write_status,
-)
+from fedsim.results import MetricsWriter, final_table, load, save_config, write_status
+from fedsim.statistics import compare_methods, run_table, summary_table
 
 T_975_2DOF = 4.302653  # Student's t, 0.975 quantile, 2 degrees of freedom (tables)
 T_975_4DOF = 2.776445  # ... 4 degrees of freedom
