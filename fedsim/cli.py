@@ -6,6 +6,7 @@ and the sweep goes on; the sweep's root gets ``sweep.yaml``, its overrides.
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,7 @@ from omegaconf import DictConfig
 
 from fedsim.compose import group_choices
 from fedsim.config import ConfigError, register_schemas
+from fedsim.config.checks import FedsimWarning
 from fedsim.results import SWEEP_FILE, read_status, record_failure, save_sweep, write_status
 
 CONFIG_PATH = "pkg://fedsim.conf"
@@ -63,9 +65,27 @@ def describe_sweep(sweep_dir: Path) -> None:
     save_sweep(sweep_dir, hydra_node["overrides"]["task"], hydra_node["sweeper"].get("params") or {})
 
 
+def show_warning(  # pylint: disable=too-many-arguments,too-many-positional-arguments
+    message, category, filename, lineno, file=None, line=None
+) -> None:
+    """Show fedsim's own warnings (``FedsimWarning``) as one line, ``fedsim: warning: ...``; others as Python does.
+
+    A fedsim warning is a sentence for the user, so the file, line and source line
+    Python adds would only repeat it.
+    """
+    if issubclass(category, FedsimWarning):
+        print(f"fedsim: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point of the ``fedsim`` console script."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # libraries' progress bars; fedsim prints its own
+    warnings.showwarning = show_warning
     register_schemas()
     _run_from_hydra()  # pylint: disable=no-value-for-parameter
 

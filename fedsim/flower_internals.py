@@ -133,8 +133,8 @@ from flwr.supercore.differential_privacy import (
 # --- Ray backend (fedsim/engines/ray.py) ------------------------------------------------
 # The ray engine keeps the Ray runtime and the ClientApp actors between runs by
 # replacing ``RayBackend.build`` and ``RayBackend.terminate`` while a run lasts, and by
-# handing a kept ``BasicActorPool`` (its ``pool`` list, ``num_actors``,
-# ``terminate_all_actors``) to the next run's backend as ``backend.pool``. Both classes
+# handing a kept ``BasicActorPool`` (its ``pool`` list of idle actors, ``num_actors``)
+# to the next run's backend as ``backend.pool``. Both classes
 # are internal to Flower's Simulation Engine; both names are importable from here for
 # type annotations only. Imported lazily: the module imports Ray. Checked against flwr 1.42.
 

@@ -46,3 +46,19 @@ def test_bad_input_gives_one_clear_sentence_and_a_nonzero_exit(tmp_path, overrid
     if result.returncode == 2:
         status = yaml.safe_load((tmp_path / "run" / "status.yaml").read_text())
         assert status["status"] == "failed" and message in status["reason"]
+
+
+def test_help_describes_fedsims_groups_and_not_its_internal_schema(tmp_path):
+    result = fedsim("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for group in ("strategy", "dataset", "partitioner", "privacy", "callbacks", "method", "experiment"):
+        assert group in result.stdout, group
+    assert "schema" not in result.stdout and "_target_" not in result.stdout
+
+
+def test_fedsims_own_warning_is_one_line_and_foreign_ones_are_gone(tmp_path):
+    result = fedsim(*TINY, "privacy=local_dp", "privacy.target_delta=0.5", f"hydra.run.dir={tmp_path / 'run'}",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fedsim: warning: privacy.target_delta=0.5 is larger than 1 / ")

@@ -346,11 +346,10 @@ def test_basic_actor_pool_has_what_fedsim_keeps_and_ends(monkeypatch):
     actor_module = sys.modules[pool_class.__module__]
     monkeypatch.setattr(actor_module, "pool_size_from_resources", lambda resources: 2)  # would ask Ray
     pool = pool_class(actor_type=object, client_resources={"num_cpus": 1}, actor_kwargs={})
-    assert pool.pool == [] and pool.num_actors == 0 and callable(pool.terminate_all_actors), (
-        "BasicActorPool no longer has the idle-actor list pool, num_actors and terminate_all_actors; "
-        "fedsim/engines/ray.py (keep_idle_actors, discard_kept_actors) uses all three."
+    assert pool.pool == [] and pool.num_actors == 0, (
+        "BasicActorPool no longer has the idle-actor list pool and num_actors; "
+        "fedsim/engines/ray.py (keep_idle_actors, end_idle_actors) reads both."
     )
-    pool.terminate_all_actors()  # no actors: nothing to end, and no Ray needed
 
 
 # --- flwr-datasets partition index lists ---------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The notebooks in notebooks/ are committed without outputs and run from top to bottom."""
+"""The notebooks in notebooks/ are committed without outputs and run from top to bottom.
+
+As committed, a notebook runs real settings (a model worth looking at); its first code
+cell switches to tiny ones when ``FEDSIM_NOTEBOOK_TINY=1``, which the tests set for the
+kernels they start.
+"""
 
 from pathlib import Path
 
@@ -26,9 +31,20 @@ def test_notebook_is_committed_without_outputs(path):
     assert all(not cell.outputs and cell.execution_count is None for cell in code_cells)
 
 
+TINY_SWITCH = 'TINY = os.environ.get("FEDSIM_NOTEBOOK_TINY") == "1"'
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_chooses_tiny_settings_in_its_first_code_cell(path):
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert TINY_SWITCH in first.source.splitlines(), f"{path.name}'s first code cell must set {TINY_SWITCH}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_and_draws_its_figures(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("FEDSIM_NOTEBOOK_TINY", "1")  # the kernel inherits it: tiny settings
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # as a user opens them
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
@@ -36,5 +52,8 @@ def test_notebook_runs_and_draws_its_figures(path, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if a cell fails
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
+    # No library's warnings on a cell's stderr (tqdm's "IProgress not found" without ipywidgets, ...).
+    stderr = [output.text for output in outputs if output.output_type == "stream" and output.name == "stderr"]
+    assert not [text for text in stderr if "site-packages" in text]
     assert any("image/png" in output.get("data", {}) for output in outputs)
     assert list((tmp_path / "notebook-runs").rglob("metrics.csv"))

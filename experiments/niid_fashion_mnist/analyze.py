@@ -1,8 +1,10 @@
 """Table and figure of the Fashion-MNIST non-IID study from the runs in ``runs/`` (see run.py).
 
-    python experiments/niid_fashion_mnist/analyze.py
+    python experiments/niid_fashion_mnist/analyze.py            # into scratch/ here (git ignores it); --out DIR
+    python experiments/niid_fashion_mnist/analyze.py --update   # overwrite the committed table and figure
 """
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -83,13 +85,30 @@ def figure(rounds: pd.DataFrame, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--update", action="store_true", help="overwrite the committed results next to this script")
+    where.add_argument("--out", type=Path, help="write into this folder (default: scratch/ next to this script)")
+    return parser.parse_args(argv)
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """Where the table and figure go: the committed files only when asked (--update)."""
+    out = HERE if args.update else args.out or HERE / "scratch"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    out = output_folder(parse_args(argv))
     rounds = collect()
     table = summary_table(rounds)
-    table.to_csv(HERE / "results.csv", index=False, float_format="%.4f")
-    (HERE / "results.md").write_text(markdown(table))
-    figure(rounds, HERE / "accuracy.png")
+    table.to_csv(out / "results.csv", index=False, float_format="%.4f")
+    (out / "results.md").write_text(markdown(table))
+    figure(rounds, out / "accuracy.png")
     print(markdown(table))
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Table and figure of the privacy-utility study from the runs in ``runs/`` (see run.py).
 
-    python experiments/privacy_utility/analyze.py
+    python experiments/privacy_utility/analyze.py            # into scratch/ here (git ignores it); --out DIR
+    python experiments/privacy_utility/analyze.py --update   # overwrite the committed table and figure
 """
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -91,13 +93,30 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--update", action="store_true", help="overwrite the committed results next to this script")
+    where.add_argument("--out", type=Path, help="write into this folder (default: scratch/ next to this script)")
+    return parser.parse_args(argv)
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """Where the table and figure go: the committed files only when asked (--update)."""
+    out = HERE if args.update else args.out or HERE / "scratch"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    out = output_folder(parse_args(argv))
     runs = collect()
     table = summary_table(runs)
-    runs.sort_values(["mechanism", "noise", "seed"]).to_csv(HERE / "results.csv", index=False)
-    (HERE / "results.md").write_text(markdown(table))
-    figure(table, HERE / "privacy_utility.png")
+    runs.sort_values(["mechanism", "noise", "seed"]).to_csv(out / "results.csv", index=False)
+    (out / "results.md").write_text(markdown(table))
+    figure(table, out / "privacy_utility.png")
     print(markdown(table))
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""The error a user's config value raises, and the one-line check that raises it."""
+"""The error a user's config value raises, the one-line check that raises it, and fedsim's warnings."""
 
 
 class ConfigError(ValueError):
     """A configuration value a user set is outside what fedsim allows."""
+
+
+class FedsimWarning(UserWarning):
+    """A sentence fedsim wants the user to read (a setting and what it means); the ``fedsim`` command prints it as one line."""
 
 
 def require(condition: bool, message: str) -> None:

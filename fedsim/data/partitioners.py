@@ -2,10 +2,13 @@
 
 The flwr-datasets partitioners a config option names are subclassed here only to
 check their settings, with one sentence naming the setting, before the parent's
-``__init__``; everything else, partitions included, is the parent's.
+``__init__`` (and, for the Dirichlet and shard ones, to hide library warnings that
+are nothing for a user to act on); everything else, partitions included, is the parent's.
 """
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import datasets
 import flwr_datasets.partitioner as flwr_partitioner
@@ -96,6 +99,40 @@ class DirichletPartitioner(flwr_partitioner.DirichletPartitioner):
             seed=seed,
         )
 
+    # The parent draws the split when first asked for its size or a partition, and draws
+    # again (at most 10 times) while a client is below min_partition_size, warning each
+    # time. Redrawing is what min_partition_size asks for, and ten failed draws stop the
+    # run with a ConfigError (build_partitioner): the warnings are hidden.
+
+    @property
+    def num_partitions(self) -> int:
+        with _no_redraw_warnings():
+            return super().num_partitions
+
+    def load_partition(self, partition_id: int) -> datasets.Dataset:
+        with _no_redraw_warnings():
+            return super().load_partition(partition_id)
+
+
+@contextmanager
+def _no_redraw_warnings() -> Iterator[None]:
+    """Hide flwr-datasets' warning at each redraw of a Dirichlet split below ``min_partition_size``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The specified min_partition_size", category=UserWarning)
+        yield
+
+
+@contextmanager
+def _no_sort_deprecation() -> Iterator[None]:
+    """Hide pyarrow's FutureWarning about ``null_placement`` when ``datasets`` sorts a table.
+
+    It is ``datasets``' call to pyarrow (pyarrow 25 deprecated the argument it passes),
+    nothing a fedsim user can change.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Specifying null_placement in SortOptions", category=FutureWarning)
+        yield
+
 
 class PathologicalPartitioner(flwr_partitioner.PathologicalPartitioner):
     """flwr-datasets' pathological partitioner: each client holds ``num_classes_per_partition`` classes.
@@ -174,6 +211,17 @@ class ShardPartitioner(flwr_partitioner.ShardPartitioner):
             num_shards_per_partition=num_shards_per_partition,
             seed=seed,
         )
+
+    # The parent sorts the split by label when first asked for its size or a partition.
+
+    @property
+    def num_partitions(self) -> int:
+        with _no_sort_deprecation():
+            return super().num_partitions
+
+    def load_partition(self, partition_id: int) -> datasets.Dataset:
+        with _no_sort_deprecation():
+            return super().load_partition(partition_id)
 
 
 class NaturalIdPartitioner(flwr_partitioner.NaturalIdPartitioner):

@@ -2,6 +2,9 @@
 
 import functools
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flwr.app import ConfigRecord, RecordDict
 
@@ -23,6 +26,11 @@ def epsilon_spent(history: History, delta: float, accountant: str) -> float:
         return 0.0
     if any(noise == 0 for noise, _, _ in history):
         return math.inf
+    with _no_order_notice():
+        return _epsilon_spent(history, delta, accountant)
+
+
+def _epsilon_spent(history: History, delta: float, accountant: str) -> float:
     if accountant == "rdp":
         from opacus.accountants import RDPAccountant
         from opacus.accountants.analysis.rdp import get_privacy_spent
@@ -57,16 +65,30 @@ def noise_for_budget(target_epsilon: float, delta: float, rate: float, steps: in
     from opacus.accountants.utils import MAX_SIGMA, get_noise_multiplier
 
     try:
-        return float(
-            get_noise_multiplier(
+        with _no_order_notice():  # the search tries noise far above the answer
+            noise = get_noise_multiplier(
                 target_epsilon=target_epsilon, target_delta=delta, sample_rate=rate, steps=steps, accountant=accountant
             )
-        )
+        return float(noise)
     except ValueError as error:
         raise ConfigError(
             f"{setting}={target_epsilon} cannot be reached in {steps} steps at sampling rate {rate:.4g}: "
             f"even a noise multiplier of {MAX_SIGMA:g} spends more; raise it or take fewer steps."
         ) from error
+
+
+@contextmanager
+def _no_order_notice() -> Iterator[None]:
+    """Hide Opacus's notice that the best Renyi order is the largest (or smallest) it tries.
+
+    The RDP accountant converts to (epsilon, delta) at the best of Opacus's default
+    orders (1.1 to 63); with much noise or few steps the best one is the largest, and
+    Opacus suggests more orders. Epsilon is then still a valid upper bound, a little
+    above the tightest one, and the user cannot choose the orders: nothing to act on.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Optimal order is the (largest|smallest) alpha", UserWarning)
+        yield
 
 
 def load_history(state: RecordDict, key: str) -> History:

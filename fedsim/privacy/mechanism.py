@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from flwr.serverapp.strategy import Strategy
 
-from fedsim.config.checks import require
+from fedsim.config.checks import FedsimWarning, require
 
 if TYPE_CHECKING:
     from torch import nn
@@ -64,7 +64,9 @@ def warn_large_delta(delta: float, population: int, what: str) -> None:
     """Warn when delta exceeds 1 / population: publishing one record in the clear would meet the guarantee."""
     if delta > 1 / population:
         warnings.warn(
-            f"privacy.target_delta={delta} is larger than 1 / {what} (1/{population} = {1 / population:.3g}): "
-            "a mechanism that publishes one record in the clear meets such a guarantee.",
+            f"privacy.target_delta={delta} is larger than 1 / {what} (1/{population} = {1 / population:.3g}), "
+            "so the guarantee is weak: a mechanism that publishes one record in the clear meets it; "
+            f"use a delta well below 1/{population}.",
+            FedsimWarning,
             stacklevel=3,
         )
