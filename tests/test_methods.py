@@ -39,3 +39,22 @@ def test_the_compare_preset_sweeps_existing_methods_over_three_seeds():
     methods = preset.hydra.sweeper.params.method.split(",")
     assert set(methods) <= set(option_names("method")) and len(methods) == 4
     assert preset.hydra.sweeper.params.seed == "0,1,2"
+
+
+def test_a_sweep_over_methods_labels_every_run(tmp_path):
+    import subprocess
+    import sys
+
+    from fedsim.results import load
+    from fedsim.statistics import summary_table
+
+    command = [sys.executable, "-m", "fedsim.cli", "-m", "method=fedavg,fedprox_mu1", "seed=0,1", "num_clients=4",
+               "num_rounds=1", "client.local_epochs=1", f"hydra.sweep.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    frame = load(tmp_path)
+    by_run = frame.groupby("run").first()
+    assert sorted(by_run["method"]) == ["fedavg", "fedavg", "fedprox_mu1", "fedprox_mu1"]
+    assert set(by_run.loc[by_run["method"] == "fedprox_mu1", "strategy.proximal_mu"]) == {1}
+    table = summary_table(frame, "accuracy", by="method")
+    assert list(table.index) == ["fedavg", "fedprox_mu1"] and list(table["n"]) == [2, 2]
