@@ -140,7 +140,7 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
     federation = federation_spec.load()
     data = federation.data
     model_factory = ModelFactory.from_config(cfg.model, data.input_shape, data.num_classes, settings.seed)
-    model = model_factory.build_checked()
+    model = model_factory.build_checked(data.input_dtype)
     privacy = build(cfg.privacy)
     privacy.prepare(settings, federation, model)
     callbacks = [build(node) for node in (cfg.callbacks or {}).values()]

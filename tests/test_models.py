@@ -213,10 +213,12 @@ def test_leaf_lstm_has_819920_parameters_and_takes_token_ids():
 
 
 def test_build_model_feeds_the_lstm_token_ids():
-    model = build_model(compose_config("model=lstm", tiny=False).model, (80,), 80, seed=0)
+    model = build_model(compose_config("model=lstm", tiny=False).model, (80,), 80, seed=0, input_dtype="int64")
     assert isinstance(model, CharLSTM)
     with pytest.raises(ConfigError, match=r"CharLSTM.*\(1, 8, 8\)"):
         build_model(compose_config("model=lstm", tiny=False).model, (1, 8, 8), 10, seed=0)
+    with pytest.raises(ConfigError, match=r"^model CharLSTM takes token ids but the dataset gives real-valued features"):
+        build_model(compose_config("model=lstm", tiny=False).model, (80,), 80, seed=0)
 
 
 def test_resnet18_has_11173962_parameters_and_only_groupnorm():
@@ -229,3 +231,11 @@ def test_resnet18_has_11173962_parameters_and_only_groupnorm():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ConfigError, match=r"^model\.num_groups=3 must divide every stage's width"):
         ResNet18((3, 32, 32), 10, num_groups=3)
+
+
+def test_a_model_for_real_values_on_token_ids_is_one_sentence():
+    with pytest.raises(ConfigError) as raised:
+        build_model(MLP_CFG, (80,), 80, seed=0, input_dtype="int64")
+    assert str(raised.value) == (
+        "model MLP takes real-valued features but the dataset gives token ids; choose a model for this dataset."
+    )

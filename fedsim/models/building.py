@@ -46,19 +46,27 @@ class ModelFactory:
             torch.manual_seed(self.seed)
             return build(OmegaConf.create(self.config), input_shape=self.input_shape, num_classes=self.num_classes)
 
-    def build_checked(self) -> nn.Module:
-        """A new model, checked with one forward pass on the dataset's input shape (ConfigError if it does not fit).
+    def build_checked(self, input_dtype: str = "float32") -> nn.Module:
+        """A new model, checked against the dataset's inputs (ConfigError if it does not fit them).
 
         A model that takes token ids rather than real values says so with an
-        ``input_dtype`` attribute (``torch.int64``); the check feeds it that type.
+        ``input_dtype`` attribute (``torch.int64``); it must match the dataset's
+        ``input_dtype`` (``"float32"`` or ``"int64"``), then one forward pass of that type
+        checks the shape.
         """
         try:
             model = self()
+            takes = getattr(model, "input_dtype", torch.float32)
+            if takes != getattr(torch, input_dtype):
+                kinds = {torch.float32: "real-valued features", torch.int64: "token ids"}
+                raise ConfigError(
+                    f"model {self.name} takes {kinds.get(takes, takes)} but the dataset gives "
+                    f"{kinds.get(getattr(torch, input_dtype), input_dtype)}; choose a model for this dataset."
+                )
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                dtype = getattr(model, "input_dtype", torch.float32)
-                out = model(torch.zeros(2, *self.input_shape, dtype=dtype))
+                out = model(torch.zeros(2, *self.input_shape, dtype=takes))
         except ConfigError:
-            raise  # a setting the model itself refused
+            raise  # a setting the model itself refused, or the inputs' type
         except (ValueError, RuntimeError) as error:
             raise ConfigError(
                 f"model {self.name} does not fit the dataset's input shape {self.input_shape}: {error}."
@@ -77,6 +85,8 @@ def shared_model(factory: ModelFactory) -> nn.Module:
     return factory()
 
 
-def build_model(model_cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """Instantiate ``model_cfg`` with weights drawn from ``seed`` and check one forward pass."""
-    return ModelFactory.from_config(model_cfg, input_shape, num_classes, seed).build_checked()
+def build_model(
+    model_cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int, seed: int, input_dtype: str = "float32"
+) -> nn.Module:
+    """Instantiate ``model_cfg`` with weights drawn from ``seed`` and check it against the dataset's inputs."""
+    return ModelFactory.from_config(model_cfg, input_shape, num_classes, seed).build_checked(input_dtype)
