@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from fedsim.apps import build_client_app
 from fedsim.callbacks.base import Callback, History
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, client_half_path
-from fedsim.config import GROUPS, ConfigError
+from fedsim.config import GROUPS, ClientConfig, Config, ConfigError
 from fedsim.config.options import check_option, settings_of, target_of
 from fedsim.data import Federation
 from fedsim.data.spec import FederationSpec
@@ -117,6 +117,8 @@ class RunPlan:
 
 def check_options(cfg: DictConfig) -> RunSettings:
     """The checked run-wide settings of ``cfg``, after checking every option against its target's signature."""
+    _check_known("", cfg, Config)
+    _check_known("client.", cfg.client, ClientConfig)
     settings = RunSettings.from_config(cfg)
     for group in GROUPS:
         if group == "callbacks":
@@ -125,6 +127,17 @@ def check_options(cfg: DictConfig) -> RunSettings:
         else:
             check_option(group, cfg[group], RUNTIME.get(group, ()))
     return settings
+
+
+def _check_known(prefix: str, node: DictConfig, schema: type) -> None:
+    """Refuse a key the top-level schema does not know (``+client.momentum=0.9`` would be ignored)."""
+    known = set(schema.__dataclass_fields__)
+    for key in node:
+        if key not in known:
+            raise ConfigError(
+                f"{prefix}{key} is not a fedsim setting; the {'client' if prefix else 'top-level'} settings are: "
+                f"{', '.join(sorted(known - set(GROUPS)))}."
+            )
 
 
 def load_federation(cfg: DictConfig) -> Federation:

@@ -229,3 +229,19 @@ def test_the_embedded_default_is_the_documented_one():
     assert (cfg.num_clients, cfg.clients_per_round, cfg.num_rounds) == (20, 20, 20)
     assert cfg.partitioner.alpha == 0.5
     assert OmegaConf.to_container(cfg.model)["hidden_sizes"] == [200, 200]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+client.momentum=0.9",
+         "client.momentum is not a fedsim setting; the client settings are: batch_size, eval_fraction, local_epochs, lr."),
+        ("+foo=1", "foo is not a fedsim setting; the top-level settings are: centralized_train_metrics, client, "
+                   "clients_per_round, drop_stragglers, eval_clients_per_round, method, num_clients, num_rounds, "
+                   "quiet, seed, stragglers, verbose."),
+    ],
+)
+def test_an_unknown_top_level_or_client_setting_is_refused_not_ignored(override, message):
+    with pytest.raises(ConfigError) as raised:
+        check_options(compose_config(override))
+    assert str(raised.value) == message
