@@ -109,7 +109,7 @@ def client_half_path(strategy: object) -> str:
     return f"{half.__module__}.{half.__qualname__}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def client_half_class(path: str) -> type[ClientHalf]:
     """The client half class a message names."""
     return get_class(path)
