@@ -4,7 +4,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from flwr.clientapp import ClientApp
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 _started_with: dict | None = None
 # The idle actor pool the last run left, with the client resources it was made for.
 _kept_actors: tuple[dict, "BasicActorPool"] | None = None
+# The watchdogs of the local Ray runtimes this process started (see fedsim.ray_watchdog), kept to be reaped.
+_watchdogs: list = []
 
 
 class _DropRunSimulationDeprecation(logging.Filter):
@@ -36,7 +38,7 @@ class RayEngine:
     and kept for the next run (the runs of a Hydra sweep share them): Flower's Ray
     backend ends its actors and Ray after every run, which costs each run Ray's start-up
     and new actor processes that import torch and fedsim again. Ray ends both when the
-    process ends.
+    process ends (a watchdog process does, if it is killed: see ``start_ray``).
 
     Parameters
     ----------
@@ -91,7 +93,12 @@ class RayEngine:
 
 
 def start_ray(init_args: dict) -> None:
-    """Start Ray as Flower's Ray backend would, unless this process already runs it so."""
+    """Start Ray as Flower's Ray backend would, unless this process already runs it so.
+
+    A runtime it starts here (rather than joins) listens on the loopback interface only
+    and is watched by ``fedsim.ray_watchdog``, which ends it if this process dies without
+    ending it (SIGKILL).
+    """
     global _started_with  # pylint: disable=global-statement
     import ray
 
@@ -100,16 +107,91 @@ def start_ray(init_args: dict) -> None:
     if ray.is_initialized():
         ray.shutdown()
     pythonpath = os.pathsep.join(sys.path)  # Ray's workers need this process's import path
-    ray.init(
-        runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
-        include_dashboard=False,
-        # Ray's own log lines from WARNING up, forwarded to this process: the defaults of
-        # Flower's simulation config (`flwr run`), which run_simulation does not pass.
-        logging_level="WARNING",
-        log_to_driver=True,
-        **init_args,
-    )
+    local = _starts_local_runtime(init_args.get("address"))
+    with _loopback_only() if local else nullcontext():
+        ray.init(
+            runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+            include_dashboard=False,
+            # Ray's own log lines from WARNING up, forwarded to this process: the defaults of
+            # Flower's simulation config (`flwr run`), which run_simulation does not pass.
+            logging_level="WARNING",
+            log_to_driver=True,
+            **({"_node_ip_address": "127.0.0.1"} if local else {}),
+            **init_args,
+        )
     _started_with = dict(init_args)
+    if local:
+        _watch_ray_processes()
+
+
+def _starts_local_runtime(address: str | None) -> bool:
+    """Whether ``ray.init(address=address)`` starts a Ray runtime here rather than join one.
+
+    As Ray decides it: without an address it joins the cluster of ``RAY_ADDRESS`` or the
+    one ``ray start`` last started on this machine, if any.
+    """
+    from ray._private import services
+
+    try:
+        return services.canonicalize_bootstrap_address(address) is None
+    except (ValueError, OSError):  # a malformed or unreachable address
+        return False  # ray.init will say what is wrong with the address
+
+
+# Ray takes a node address of 127.0.0.1 for "this machine's address as others reach it"
+# (`services.resolve_ip_for_localhost`) unless its clusters are off, as they are by default
+# on macOS and Windows: then the node's address is the loopback one, and the GCS, the
+# raylet, the agents and the workers listen on it alone instead of on every interface.
+_NO_CLUSTER_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Turn Ray's clusters off while a local runtime starts: its processes listen on 127.0.0.1.
+
+    The driver reads the setting from ``ray._private.ray_constants`` (set on import), the
+    processes ``ray.init`` starts from their environment; both go back afterwards, so that
+    a later ``ray.init(address=...)`` in this process joins a cluster as usual.
+    """
+    from ray._private import ray_constants
+
+    saved_constant, saved_variable = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(_NO_CLUSTER_VARIABLE)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[_NO_CLUSTER_VARIABLE] = "0"
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_variable is None:
+            os.environ.pop(_NO_CLUSTER_VARIABLE, None)
+        else:
+            os.environ[_NO_CLUSTER_VARIABLE] = saved_variable
+
+
+def _watch_ray_processes() -> None:
+    """Start ``fedsim.ray_watchdog`` over the processes of this local Ray runtime."""
+    import subprocess
+
+    import ray
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:  # Ray's own record of the processes ray.init started (not a public API)
+        node = ray._private.worker._global_node  # pylint: disable=protected-access
+        pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
+    except AttributeError:
+        logging.getLogger(__name__).warning("Cannot find Ray's processes: they may outlive a killed fedsim.")
+        return
+    _watchdogs[:] = [watchdog for watchdog in _watchdogs if watchdog.poll() is None]
+    _watchdogs.append(
+        subprocess.Popen(  # pylint: disable=consider-using-with
+            [sys.executable, "-m", "fedsim.ray_watchdog", str(os.getpid()), *map(str, pids)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C at the terminal is for fedsim, not for it
+        )
+    )
 
 
 @contextmanager
