@@ -16,6 +16,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedsim.callbacks.base import RunInfo
+from fedsim.callbacks.divergence import DivergenceCheck
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, ClientHalf, client_half_class
 from fedsim.data.spec import FederationSpec
 from fedsim.models.building import ModelFactory, shared_model
@@ -98,10 +99,12 @@ def build_server_app(plan: "RunPlan", run: RunInfo) -> ServerApp:
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         node_partitions = discover_partitions(grid, plan.settings.num_clients)
-        recorder = RoundRecorder(plan.strategy_stack(node_partitions), node_partitions, plan.callbacks, plan.history)
+        # every run checks for divergence after its configured callbacks (stops_run)
+        callbacks = [*plan.callbacks, DivergenceCheck(stop=plan.settings.stop_on_divergence)]
+        recorder = RoundRecorder(plan.strategy_stack(node_partitions), node_partitions, callbacks, plan.history)
         started, error = [], None
         try:
-            for callback in plan.callbacks:
+            for callback in callbacks:
                 callback.on_run_start(run)
                 started.append(callback)
             result = recorder.start(

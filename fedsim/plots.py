@@ -24,6 +24,9 @@ STAGE_LABELS = {
     "train": "local training",
 }
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
+# Rounds with a non-finite value (a diverged run) get a dotted vertical line, named in the legend by
+NONFINITE_LABEL = "non-finite (diverged)"
+NONFINITE_STYLE = {"linestyle": ":", "linewidth": 1.2, "alpha": 0.8}
 
 
 def _new_axis(figsize: tuple[float, float] = (6, 4)):
@@ -33,18 +36,42 @@ def _new_axis(figsize: tuple[float, float] = (6, 4)):
     return Figure(figsize=figsize, layout="constrained").subplots()
 
 
+def nonfinite_rounds(rows: pd.DataFrame) -> list[int]:
+    """The rounds of ``rows`` (results rows) holding a NaN or infinite value, or a ``train_nonfinite_weights`` row."""
+    values = rows["value"].to_numpy(dtype=float)
+    flagged = ~np.isfinite(values) | ((rows["metric"] == "train_nonfinite_weights").to_numpy() & (values > 0))
+    return sorted(int(r) for r in rows.loc[flagged, "round"].unique())
+
+
+def mark_nonfinite(axis, rounds: Sequence[int], label: str = NONFINITE_LABEL, color: str = "tab:red") -> None:
+    """A dotted vertical line at each of ``rounds``, named once in the legend by ``label``."""
+    for number, server_round in enumerate(rounds):
+        axis.axvline(server_round, color=color, label=label if number == 0 else "_nolegend_", **NONFINITE_STYLE)
+
+
 def plot_run(run_dir: str | Path) -> Path:
     """Draw accuracy and loss per round (centralized and federated) into ``rounds.png``.
 
-    A private run gets a third panel: the epsilon spent by each round.
+    A private run gets a third panel: the epsilon spent by each round. Rounds whose loss,
+    accuracy or global weights were not finite (a diverged run) are marked on both panels
+    with a dotted red line, ``non-finite (diverged)`` in the legend, instead of vanishing
+    from the curves.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
-    table = round_table(load(run_dir))
+    frame = load(run_dir, incomplete=True)  # a run's own figure, whatever its status
+    table = round_table(frame)
     columns = run_columns(run_dir)
     private = "train_epsilon" in table
+    aggregates = frame[frame["client"].isna()]
+    diverged = nonfinite_rounds(
+        aggregates[
+            aggregates["stage"].isin(list(STAGE_LABELS)) & aggregates["metric"].isin(["accuracy", "loss"])
+            | (aggregates["metric"] == "train_nonfinite_weights")
+        ]
+    )
     figure = Figure(figsize=(15 if private else 10, 3.8), layout="constrained")
     axes = figure.subplots(1, 3 if private else 2)
     for axis, metric in zip(axes, ("accuracy", "loss")):
@@ -52,7 +79,9 @@ def plot_run(run_dir: str | Path) -> Path:
             column = f"{stage}_{metric}"
             if column in table:
                 series = table[column].dropna()
+                series = series[np.isfinite(series)]
                 axis.plot(series.index, series.values, marker=".", label=label)
+        mark_nonfinite(axis, diverged)
         axis.set_ylabel(metric)
         axis.legend()
     if private:
@@ -103,6 +132,10 @@ def plot_metric(
 ):
     """Per-round curves of an aggregate metric: the mean over the runs of each ``hue`` group, ± std.
 
+    Non-finite values (a diverged run's NaN or inf) are left out of the mean and marked
+    instead: a dotted vertical line in the curve's colour at each such round, labelled
+    ``LABEL: non-finite (diverged)`` in the legend.
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -145,11 +178,14 @@ def plot_metric(
         warnings.warn(message, UserWarning, stacklevel=2)
     for label, members in groups.items():
         group = rows[rows["run"].isin(members)]
-        per_run = group.pivot_table(index="round", columns="run", values="value", aggfunc="first")
+        per_run = group.pivot_table(index="round", columns="run", values="value", aggfunc="first", dropna=False)
+        per_run = per_run.where(np.isfinite(per_run))  # a diverged run's NaN and inf: marked, not averaged
         mean, std = per_run.mean(axis=1), per_run.std(axis=1)
         line = axis.plot(mean.index, mean.values, marker=".", label=f"{label} (n={per_run.shape[1]})")[0]
         if per_run.shape[1] > 1:
             axis.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        if diverged := nonfinite_rounds(group):
+            mark_nonfinite(axis, diverged, f"{label}: {NONFINITE_LABEL}", line.get_color())
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set(xlabel="round", ylabel=metric, title=f"{metric} ({stage})")
     axis.grid(alpha=0.3)

@@ -9,7 +9,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
-from fedsim.callbacks.base import Callback, History, Row
+from fedsim.callbacks.base import Callback, Failure, History, Row
+from fedsim.divergence import NONFINITE_WEIGHTS, nonfinite_count
 from fedsim.strategy_wrapper import StrategyWrapper
 
 
@@ -22,6 +23,9 @@ def content_bytes(content: RecordDict) -> int:
     )
 
 
+NO_REPLY = "no reply"
+
+
 class ClientsFailed(RuntimeError):
     """Every client of a round replied with an error."""
 
@@ -32,10 +36,13 @@ class RoundRecorder(StrategyWrapper):
     A round ends with the centralized evaluation, so ``start`` always evaluates the
     global model on the server with ``evaluate_fn`` and then ends the round. Besides
     every client's metrics and the strategy's aggregates it records, per stage, the
-    clients sent a message, the partitions that failed (a ``failed`` row each) and the
-    array bytes sent down and up. At the end of a round the callbacks that add metrics
-    run first, then the round's aggregates enter ``history``, then the other callbacks
-    run (see ``fedsim.callbacks``).
+    clients sent a message, the partitions that failed (a ``failed`` row each, and their
+    reasons in ``history.failures``) and the array bytes sent down and up. When the new
+    global model holds NaN or infinite values it records their count (a ``system``
+    ``train_nonfinite_weights`` row; see ``fedsim.divergence``). At the end of a round
+    the callbacks that add metrics run first, then the round's aggregates enter
+    ``history``, then the other callbacks run, those that may stop the run last (see
+    ``fedsim.callbacks``).
 
     Parameters
     ----------
@@ -58,9 +65,10 @@ class RoundRecorder(StrategyWrapper):
     ) -> None:
         super().__init__(strategy)
         self.node_partitions = node_partitions
-        self.callbacks = sorted(callbacks, key=lambda callback: not callback.adds_metrics)
+        self.callbacks = sorted(callbacks, key=lambda callback: (not callback.adds_metrics, callback.stops_run))
         self.history = history
         self._rows: list[Row] = []
+        self._failures: list[Failure] = []
         self._sent: dict[str, list[int]] = {}
         self._round_started = time.perf_counter()
 
@@ -82,6 +90,12 @@ class RoundRecorder(StrategyWrapper):
         sent = self._sent.pop(stage, [])
         answered_nodes = {reply.metadata.src_node_id for reply in answered}
         failed = sorted(self.node_partitions[node] for node in sent if node not in answered_nodes)
+        reasons = {  # an error reply names its node: the exception type and message (fedsim.engines.replies)
+            self.node_partitions[reply.metadata.src_node_id]: reply.error.reason
+            for reply in replies
+            if reply.has_error() and reply.metadata.src_node_id in self.node_partitions
+        }
+        self._failures += [Failure(server_round, stage, client, reasons.get(client, NO_REPLY)) for client in failed]
         for reply in sorted(answered, key=lambda reply: self.node_partitions[reply.metadata.src_node_id]):
             client = self.node_partitions[reply.metadata.src_node_id]
             for record in reply.content.metric_records.values():
@@ -94,14 +108,16 @@ class RoundRecorder(StrategyWrapper):
             (server_round, "system", None, f"{stage}_bytes_up", float(bytes_up)),
         ]
         if sent and not answered:
-            self._end_round(server_round)  # the failed partitions stay on record
-            reasons = [reply.error.reason for reply in replies if reply.has_error()] or ["no reply"]
-            raise ClientsFailed(f"every client failed in round {server_round} ({stage}); the first error: {reasons[0]}")
+            first = next((failure.reason for failure in self._failures if failure.stage == stage), NO_REPLY)
+            self._end_round(server_round)  # the failed partitions and their reasons stay on record
+            raise ClientsFailed(f"every client failed in round {server_round} ({stage}); the first error: {first}")
         return replies
 
     def _end_round(self, server_round: int) -> None:
         """Hand the round's rows to the callbacks (those that add metrics first) and keep its aggregates."""
         rows, self._rows = self._rows, []
+        failures, self._failures = self._failures, []
+        self.history.failures += failures
         adding = [callback for callback in self.callbacks if callback.adds_metrics]
         for callback in adding:
             callback.on_round_end(server_round, rows, self.history)
@@ -124,6 +140,8 @@ class RoundRecorder(StrategyWrapper):
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if metrics is not None:
             self._record(server_round, "train", None, metrics)
+        if arrays is not None and (nonfinite := nonfinite_count(arrays)):
+            self._rows.append((server_round, "system", None, NONFINITE_WEIGHTS, float(nonfinite)))
         return arrays, metrics
 
     def configure_evaluate(

@@ -1,8 +1,8 @@
 """Run folders: written as each round finishes, found, and loaded back into pandas.
 
 A run folder holds ``config.yaml`` (the resolved config), ``choices.yaml`` (the option
-picked in each config group), ``status.yaml`` (running, completed or failed, with the
-reason) and ``metrics.csv``, a tidy long table with one row per (round, stage, client,
+picked in each config group), ``status.yaml`` (running with its pid, host and
+heartbeat; completed; failed with the reason; interrupted with the last round) and ``metrics.csv``, a tidy long table with one row per (round, stage, client,
 metric). Stages: ``centralized`` (the server's held-out test split), ``federated``
 (client-side evaluation), ``train`` (local training) and ``system`` (wall time, clients,
 failures, bytes). ``client`` is the partition id, or empty for the aggregate over
@@ -21,10 +21,13 @@ are still importable from here: ``fedsim.results.summary_table`` is
 """
 
 import csv
+import os
 import re
+import socket
 import traceback
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -72,10 +75,25 @@ def save_config(run_dir: Path, resolved_config: dict, choices: dict[str, str]) -
 
 
 def write_status(run_dir: str | Path, status: str, **details: object) -> None:
-    """Record a run's state (``running``, ``completed`` or ``failed``) and details such as ``reason``."""
+    """Record a run's state (``running``, ``completed``, ``failed`` or ``interrupted``) and details such as ``reason``.
+
+    The file is replaced in one step (a temporary file, then ``os.replace``), so a
+    reader never sees half of it.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / STATUS_FILE).write_text(yaml.safe_dump({"status": status, **details}, sort_keys=False))
+    temporary = run_dir / f".{STATUS_FILE}.{os.getpid()}.tmp"
+    temporary.write_text(yaml.safe_dump({"status": status, **details}, sort_keys=False))
+    os.replace(temporary, run_dir / STATUS_FILE)
+
+
+def running_details(**details: object) -> dict[str, object]:
+    """What ``status: running`` records besides: this process's ``pid``, ``host`` and a ``heartbeat`` (ISO time, UTC)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": now_iso(), **details}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def record_failure(run_dir: str | Path, error: Exception, seconds: float | None = None) -> None:
@@ -89,11 +107,56 @@ def record_failure(run_dir: str | Path, error: Exception, seconds: float | None 
 
 
 def read_status(run_dir: Path) -> dict[str, object]:
-    """A run's ``status.yaml``; a run from before status files existed counts as completed."""
-    path = run_dir / STATUS_FILE
+    """A run's ``status.yaml``; a run from before status files existed counts as completed.
+
+    A run still marked ``running`` whose process is gone is reported ``interrupted``
+    (with a ``reason``): on this host, when its ``pid`` no longer exists; on another
+    host, when its ``heartbeat`` is older than ``STALE_HEARTBEAT`` seconds.
+    """
+    path = Path(run_dir) / STATUS_FILE
     if not path.is_file():
         return {"status": "completed"}
-    return yaml.safe_load(path.read_text()) or {"status": "completed"}
+    status = yaml.safe_load(path.read_text()) or {"status": "completed"}
+    if status.get("status") == "running":
+        reason = _why_not_running(status)
+        if reason:
+            status = {**status, "status": "interrupted", "reason": reason}
+    return status
+
+
+STALE_HEARTBEAT = 600.0  # seconds without a heartbeat after which a run on another host counts as gone
+
+
+def _why_not_running(status: dict[str, object]) -> str | None:
+    """Why a run marked running is not running any more, or None when it may still be."""
+    pid, host = status.get("pid"), status.get("host")
+    if isinstance(pid, int) and host == socket.gethostname():
+        if not _process_exists(pid):
+            return f"its process {pid} ended without recording the end of the run"
+        return None
+    heartbeat = status.get("heartbeat")
+    if heartbeat is None:
+        return None
+    try:
+        beat = datetime.fromisoformat(str(heartbeat))
+    except ValueError:
+        return None
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    age = (datetime.now(UTC) - beat).total_seconds()
+    if age > STALE_HEARTBEAT:
+        return f"no heartbeat from host {host} since {heartbeat}"
+    return None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def save_sweep(sweep_dir: str | Path, overrides: Sequence[str], params: dict[str, str]) -> None:
@@ -142,7 +205,7 @@ METHOD = "method"
 Where = Mapping[str, object] | Sequence[str] | None
 
 
-def load(paths: str | Path | Sequence[str | Path], where: Where = None) -> pd.DataFrame:
+def load(paths: str | Path | Sequence[str | Path], where: Where = None, incomplete: bool = False) -> pd.DataFrame:
     """The metrics of runs as one long DataFrame, with each run's config flattened into columns.
 
     Parameters
@@ -156,6 +219,9 @@ def load(paths: str | Path | Sequence[str | Path], where: Where = None) -> pd.Da
         reads an override). Numbers compare as numbers (``1`` equals ``1.0``), anything
         else as text; ``None`` (``null``) matches a run that lacks the key or sets it null.
         A key no run has, or a filter that leaves no run, is a ConfigError.
+    incomplete : bool
+        Also keep the rounds recorded by runs that did not complete (interrupted,
+        still running, or failed after some rounds); their ``status`` column says so.
 
     Returns
     -------
@@ -164,24 +230,35 @@ def load(paths: str | Path | Sequence[str | Path], where: Where = None) -> pd.Da
         folder), ``status``, ``method`` (the config's ``method`` when it is a non-empty
         string, else the strategy chosen), then one column per config group holding the
         chosen option (``strategy``, ``dataset``, ...) and one per config value
-        (``seed``, ``partitioner.alpha``, ``client.lr``, ...). Failed runs are left out
-        with a warning naming them; ``load_runs`` lists every run with its status.
+        (``seed``, ``partitioner.alpha``, ``client.lr``, ...). Runs that did not
+        complete (failed, interrupted, running) are left out with one warning naming
+        them, unless ``incomplete``; a run without metrics is always left out.
+        ``load_runs`` lists every run with its status.
     """
     runs = []
     for run_dir in find_runs(paths):
         status = read_status(run_dir)
         runs.append((run_dir, status, {"run": str(run_dir), "status": status["status"], **run_columns(run_dir)}))
     runs = select_runs(runs, parse_where(where), paths, columns_of=lambda run: run[2])
-    frames, failed = [], []
+    frames, failed, unfinished = [], [], []
     for run_dir, status, columns in runs:
-        if status["status"] == "failed" or not (run_dir / METRICS_FILE).is_file():
+        has_metrics = (run_dir / METRICS_FILE).is_file()
+        if status["status"] == "failed" and not (incomplete and has_metrics) or not has_metrics:
             failed.append(f"{run_dir} ({status.get('reason', 'no metrics')})")
             continue
+        if status["status"] not in ("completed", "failed") and not incomplete:
+            last = status.get("last_round")
+            unfinished.append(f"{run_dir} ({status['status']}" + ("" if last is None else f" after round {last}") + ")")
+            continue
         frames.append(_load_run(run_dir, columns))
-    if failed:
-        warnings.warn(f"left out {len(failed)} failed run(s): {'; '.join(failed)}", stacklevel=2)
+    if failed or unfinished:
+        parts = [f"{len(failed)} failed run(s): {'; '.join(failed)}"] if failed else []
+        if unfinished:
+            parts.append(f"{len(unfinished)} unfinished run(s): {'; '.join(unfinished)}")
+        hint = "" if incomplete else " (load(..., incomplete=True) keeps the rounds of runs that did not complete)"
+        warnings.warn(f"left out {' and '.join(parts)}{hint}", stacklevel=2)
     if not frames:
-        raise ConfigError(f"no completed fedsim run in {_describe(paths)}: every run there failed.")
+        raise ConfigError(f"no completed fedsim run in {_describe(paths)}: every run there failed or did not finish.")
     return pd.concat(frames, ignore_index=True)
 
 

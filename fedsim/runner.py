@@ -8,10 +8,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.apps import build_server_app
-from fedsim.callbacks.base import RunInfo
+from fedsim.callbacks.base import Callback, History, RunInfo
+from fedsim.divergence import Diverged
 from fedsim.plan import RunPlan, build_plan
 from fedsim.plots import plot_run
-from fedsim.results import record_failure, save_config, write_status
+from fedsim.results import record_failure, running_details, save_config, write_status
 
 
 @dataclass
@@ -29,13 +30,34 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
 
     The plan checks every value (``ConfigError`` with one sentence) and prepares the
     data, partitions and model before any training starts. ``status.yaml`` in
-    ``run_dir`` says whether the run is running, completed or failed (with the
-    reason); a failure is recorded and then raised again.
+    ``run_dir`` says whether the run is running (with its pid, host and heartbeat),
+    completed, failed (with the reason) or interrupted (``KeyboardInterrupt``,
+    which ``fedsim.interrupt.RunInterrupted`` is, with ``last_round``); a failure or
+    interruption is recorded and then raised again.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    save_early_config(cfg, run_dir, choices)
+    plan = None
     try:
-        summary = execute(build_plan(cfg, choices), run_dir, quiet, started)
+        plan = build_plan(cfg, choices)
+        summary = execute(plan, run_dir, quiet, started)
+    except KeyboardInterrupt as stop:  # RunInterrupted (SIGINT, SIGTERM) or a plain Ctrl-C
+        write_status(
+            run_dir,
+            "interrupted",
+            reason=f"stopped by {stop or 'SIGINT'}",
+            last_round=last_round(plan),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        raise
+    except Diverged as diverged:  # an outcome: the rounds so far are on disk, with their figure
+        write_status(
+            run_dir, "diverged", round=diverged.round, what=diverged.what, reason=str(diverged),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        plot_run(run_dir)
+        raise
     except Exception as error:
         record_failure(run_dir, error, time.perf_counter() - started)
         raise
@@ -43,12 +65,47 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
     return summary
 
 
+def last_round(plan: RunPlan | None) -> int:
+    """The last round the run completed (0: none, only the initial evaluation or not even that)."""
+    rounds = plan.history.rounds if plan is not None else {}
+    return max(rounds, default=0)
+
+
+def save_early_config(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None) -> None:
+    """Write config.yaml before the plan checks it, so that a run its checks reject keeps its config too.
+
+    The run writes it again, resolved by the plan, once the plan is built; a config
+    that cannot even be resolved is written with its interpolations as they are.
+    """
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001  # pylint: disable=broad-exception-caught
+        config = OmegaConf.to_container(cfg, resolve=False)
+    save_config(run_dir, config, dict(choices or {}))
+
+
+class Heartbeat(Callback):
+    """Keeps ``status: running`` fresh: pid, host, heartbeat and the last round, at most every ``every`` seconds."""
+
+    def __init__(self, run_dir: Path, every: float = 2.0) -> None:
+        self.run_dir = run_dir
+        self.every = every
+        self._last = time.monotonic()
+
+    def on_round_end(self, server_round: int, rows: list, history: History) -> None:
+        if time.monotonic() - self._last >= self.every:
+            self._last = time.monotonic()
+            write_status(self.run_dir, "running", **running_details(last_round=server_round))
+
+
 def execute(plan: RunPlan, run_dir: Path, quiet: bool = False, started: float | None = None) -> RunSummary:
     """Run a plan on its engine; the summary comes from the recorded metrics."""
     started = time.perf_counter() if started is None else started
     config = OmegaConf.to_container(plan.config, resolve=True)
     save_config(run_dir, config, plan.choices)
-    write_status(run_dir, "running")
+    write_status(run_dir, "running", **running_details())
+    if not any(isinstance(callback, Heartbeat) for callback in plan.callbacks):
+        plan.callbacks.append(Heartbeat(run_dir))
     run = RunInfo(run_dir=run_dir, num_rounds=plan.settings.num_rounds, config=config, choices=plan.choices, quiet=quiet)
     # Flower's ArrayRecord.to_numpy_ndarrays(keep_input=False), which QFedAvg and Bulyan
     # call once per client, forces a full gc.collect(); with torch, datasets and the data
@@ -60,5 +117,7 @@ def execute(plan: RunPlan, run_dir: Path, quiet: bool = False, started: float | 
     finally:
         gc.unfreeze()
     summary = RunSummary(run_dir=run_dir, final=plan.history.final, seconds=time.perf_counter() - started)
+    # Every round is done: the run counts as completed from here (the figure reads it back as one).
+    write_status(run_dir, "completed", seconds=round(summary.seconds, 3))
     summary.figure = plot_run(run_dir)
     return summary

@@ -1,5 +1,6 @@
 """The run-wide settings of a config (its top level and ``client``), checked once."""
 
+import math
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
@@ -19,7 +20,9 @@ class ClientSettings:
     def __post_init__(self) -> None:
         require(self.local_epochs >= 1, f"client.local_epochs must be at least 1 (got {self.local_epochs}).")
         require(self.batch_size >= 1, f"client.batch_size must be at least 1 (got {self.batch_size}).")
-        require(self.lr > 0, f"client.lr must be greater than 0 (got {self.lr}).")
+        require(
+            math.isfinite(self.lr) and self.lr > 0, f"client.lr must be greater than 0 and finite (got {self.lr})."
+        )
         require(
             0 < self.eval_fraction < 1,
             f"client.eval_fraction must be strictly between 0 and 1 (got {self.eval_fraction}).",
@@ -41,6 +44,7 @@ class RunSettings:
     centralized_train_metrics: bool
     verbose: bool
     quiet: bool | None
+    stop_on_divergence: bool = True
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, f"seed must be at least 0 (got {self.seed}).")

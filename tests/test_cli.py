@@ -62,3 +62,14 @@ def test_fedsims_own_warning_is_one_line_and_foreign_ones_are_gone(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fedsim: warning: privacy.target_delta=0.5 is larger than 1 / ")
+
+
+def test_a_diverging_run_is_recorded_diverged_with_one_line_and_exit_code_3(tmp_path):
+    result = fedsim(*TINY, "client.lr=100", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "fedsim: warning: the run diverged in round 1: the centralized test loss is nan; the run stops."
+    ]
+    status = yaml.safe_load((tmp_path / "run" / "status.yaml").read_text())
+    assert status["status"] == "diverged" and status["round"] == 1 and status["what"] == "centralized loss"
+    assert (tmp_path / "run" / "rounds.png").is_file()

@@ -238,7 +238,7 @@ def test_the_embedded_default_is_the_documented_one():
          "client.momentum is not a fedsim setting; the client settings are: batch_size, eval_fraction, local_epochs, lr."),
         ("+foo=1", "foo is not a fedsim setting; the top-level settings are: centralized_train_metrics, client, "
                    "clients_per_round, drop_stragglers, eval_clients_per_round, method, num_clients, num_rounds, "
-                   "quiet, seed, stragglers, verbose."),
+                   "quiet, seed, stop_on_divergence, stragglers, verbose."),
     ],
 )
 def test_an_unknown_top_level_or_client_setting_is_refused_not_ignored(override, message):

@@ -21,19 +21,44 @@ SWEEP_ARGS = ["num_clients=4", "num_rounds=1", "client.local_epochs=1", "clients
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     command = [sys.executable, "-m", "fedsim.cli", "-m", *SWEEP_ARGS, f"hydra.sweep.dir={root / 'sweep'}"]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300, check=False)
     return root / "sweep", result
 
 
-def test_a_failed_run_does_not_stop_the_sweep(sweep):
+def test_a_failed_run_does_not_stop_the_sweep_but_makes_its_exit_code_nonzero(sweep):
     sweep_dir, result = sweep
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     statuses = {number: yaml.safe_load((sweep_dir / str(number) / "status.yaml").read_text()) for number in range(3)}
     assert [statuses[n]["status"] for n in range(3)] == ["completed", "completed", "failed"]
     assert statuses[2]["reason"] == "clients_per_round must be between 1 and num_clients=4 (got 9)."
     for number in (0, 1):
         for name in ("config.yaml", "choices.yaml", "metrics.csv", "rounds.png", ".hydra/overrides.yaml"):
             assert (sweep_dir / str(number) / name).is_file(), (number, name)
+    # a run its checks reject keeps its config too
+    assert yaml.safe_load((sweep_dir / "2" / "config.yaml").read_text())["clients_per_round"] == 9
+
+
+def test_a_sweep_ends_with_its_failed_runs_on_stderr(sweep):
+    sweep_dir, result = sweep
+    assert result.stderr.strip().splitlines()[-2:] == [
+        "fedsim: 1 of 3 runs failed:",
+        (
+            "  #2 num_clients=4 num_rounds=1 client.local_epochs=1 clients_per_round=9: "
+            f"clients_per_round must be between 1 and num_clients=4 (got 9).  {sweep_dir / '2'}"
+        ),
+    ]
+
+
+def test_a_sweep_with_a_bad_value_exits_nonzero_and_names_it(tmp_path):
+    command = [sys.executable, "-m", "fedsim.cli", "-m", "num_clients=4", "num_rounds=1", "client.local_epochs=1",
+               "partitioner.alpha=0.5,-1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2] == "fedsim: 1 of 2 runs failed:"
+    assert lines[-1].startswith("  #1 num_clients=4 num_rounds=1 client.local_epochs=1 partitioner.alpha=-1: ")
+    assert "partitioner.alpha must be greater than 0" in lines[-1]
+    assert (tmp_path / "sweep" / "1" / "config.yaml").is_file()
 
 
 def test_the_sweep_root_records_its_overrides(sweep):

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from fedsim.failures import Failure
+
 # One recorded value: (round, stage, client partition id or None for an aggregate, metric, value).
 Row = tuple[int, str, int | None, str, float]
 
@@ -36,9 +38,15 @@ class RunInfo:
 
 @dataclass
 class History:
-    """The aggregate metrics of every finished round, keyed ``stage_metric`` (``centralized_accuracy``)."""
+    """The aggregate metrics of every finished round, keyed ``stage_metric`` (``centralized_accuracy``),
+    and every failed client with its reason (``failures``, in the order they failed)."""
 
     rounds: dict[int, dict[str, float]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+    def failures_in(self, server_round: int) -> list[Failure]:
+        """The clients that failed in ``server_round``, with their reasons."""
+        return [failure for failure in self.failures if failure.round == server_round]
 
     def add(self, server_round: int, rows: list[Row]) -> dict[str, float]:
         """Keep the aggregate rows (client None) of a round; return them as a dict."""
@@ -65,10 +73,14 @@ class Callback:
     ``on_run_end`` once at the end, also when the run fails (``error`` is then the
     exception). Callbacks that derive new metrics from a round's rows (fairness, say)
     set ``adds_metrics = True``: they run first and may append rows, which the others
-    then see; the round's aggregates enter ``history`` after them.
+    then see; the round's aggregates enter ``history`` after them. The round's failed
+    clients (``history.failures_in(round)``) are in ``history`` before any callback runs.
     """
 
     adds_metrics: ClassVar[bool] = False
+    # A callback that may stop the run (raise from on_round_end) sets this: it runs last, so
+    # every other callback has seen the round that stopped the run.
+    stops_run: ClassVar[bool] = False
 
     def on_run_start(self, run: RunInfo) -> None:
         """The run is about to start its first round."""

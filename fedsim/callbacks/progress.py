@@ -7,6 +7,8 @@ from rich.table import Table
 
 from fedsim.callbacks.base import Callback, History, Row, RunInfo
 
+# The stages whose failed clients a round's line counts, with their labels.
+FAILING_STAGES = [("train", "training"), ("federated", "evaluation")]
 # The aggregate metrics shown, with their labels.
 SHOWN = [
     ("centralized_accuracy", "test acc"),
@@ -41,6 +43,7 @@ class Progress(Callback):
         parts += [f"{label} {metrics[key]:.4f}" for key, label in SHOWN if key in metrics]
         if "system_round_seconds" in metrics:
             parts.append(f"{metrics['system_round_seconds']:.2f} s")
+        parts += failure_counts(metrics)
         self.console.print("  ".join(parts))
 
     def on_run_end(self, run: RunInfo, history: History, error: BaseException | None = None) -> None:
@@ -56,3 +59,12 @@ class Progress(Callback):
         table.add_row("wall time (rounds)", f"{time.perf_counter() - self._started:.1f} s")
         table.add_row("results", str(run.run_dir))
         self.console.print(table)
+
+
+def failure_counts(metrics: dict[str, float]) -> list[str]:
+    """``2 of 10 clients failed training`` for each stage of a round with failed clients (their reasons: failures.csv)."""
+    return [
+        f"{failures:.0f} of {metrics.get(f'system_{stage}_clients', failures):.0f} clients failed {label}"
+        for stage, label in FAILING_STAGES
+        if (failures := metrics.get(f"system_{stage}_failures", 0)) > 0
+    ]

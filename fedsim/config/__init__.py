@@ -39,6 +39,7 @@ class Config:
     centralized_train_metrics: bool = MISSING
     verbose: bool = MISSING
     quiet: bool | None = MISSING
+    stop_on_divergence: bool = MISSING
     dataset: Any = MISSING
     partitioner: Any = MISSING
     model: Any = MISSING
