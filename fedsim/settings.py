@@ -47,7 +47,7 @@ class RunSettings:
     stop_on_divergence: bool = True
 
     def __post_init__(self) -> None:
-        require(self.seed >= 0, f"seed must be at least 0 (got {self.seed}).")
+        require(0 <= self.seed < 2**63, f"seed must be at least 0 and below 2**63 (got {self.seed}).")
         require(self.num_rounds >= 1, f"num_rounds must be at least 1 (got {self.num_rounds}).")
         require(self.num_clients >= 1, f"num_clients must be at least 1 (got {self.num_clients}).")
         require(

@@ -245,3 +245,10 @@ def test_an_unknown_top_level_or_client_setting_is_refused_not_ignored(override,
     with pytest.raises(ConfigError) as raised:
         check_options(compose_config(override))
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("seed", ["-1", "9223372036854775808"])
+def test_a_seed_outside_0_to_2_63_is_one_sentence(seed):
+    with pytest.raises(ConfigError) as raised:
+        check_options(compose_config(f"seed={seed}"))
+    assert str(raised.value) == f"seed must be at least 0 and below 2**63 (got {seed})."
