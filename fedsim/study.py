@@ -36,3 +36,21 @@ def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
     summary = run(cfg, run_dir, choices, quiet=True)
     accuracy = summary.final.get("centralized_accuracy", float("nan"))
     return f"{name}: test accuracy {accuracy:.4f} in {summary.seconds:.0f} s"
+
+
+def analysis_folder(here: Path, description: str, argv: list[str] | None = None) -> Path:
+    """Where a study's ``analyze.py`` writes its table and figure, from its command line.
+
+    ``scratch/`` next to the script by default, ``--out DIR``, or the committed files next
+    to the script with ``--update`` (only when asked).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--update", action="store_true", help="overwrite the committed results next to this script")
+    where.add_argument("--out", type=Path, help="write into this folder (default: scratch/ next to this script)")
+    args = parser.parse_args(argv)
+    out = here if args.update else args.out or here / "scratch"
+    out.mkdir(parents=True, exist_ok=True)
+    return out

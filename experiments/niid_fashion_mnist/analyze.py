@@ -4,12 +4,12 @@
     python experiments/niid_fashion_mnist/analyze.py --update   # overwrite the committed table and figure
 """
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
 from fedsim.results import load, round_table
+from fedsim.study import analysis_folder
 
 HERE = Path(__file__).parent
 PARTITIONS = ["iid", "dirichlet_0.5", "dirichlet_0.1", "two_classes"]
@@ -85,23 +85,8 @@ def figure(rounds: pd.DataFrame, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--update", action="store_true", help="overwrite the committed results next to this script")
-    where.add_argument("--out", type=Path, help="write into this folder (default: scratch/ next to this script)")
-    return parser.parse_args(argv)
-
-
-def output_folder(args: argparse.Namespace) -> Path:
-    """Where the table and figure go: the committed files only when asked (--update)."""
-    out = HERE if args.update else args.out or HERE / "scratch"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
-    out = output_folder(parse_args(argv))
+    out = analysis_folder(HERE, __doc__.splitlines()[0], argv)
     rounds = collect()
     table = summary_table(rounds)
     table.to_csv(out / "results.csv", index=False, float_format="%.4f")

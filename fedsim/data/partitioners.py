@@ -56,7 +56,31 @@ class IidPartitioner(flwr_partitioner.IidPartitioner):
         super().__init__(num_partitions=num_partitions)
 
 
-class DirichletPartitioner(flwr_partitioner.DirichletPartitioner):
+class HiddenWarnings:
+    """A partitioner mixin: the parent's split (drawn when first asked for its size or a
+    partition) runs with the library warnings of ``hidden_warnings`` (message start,
+    category) hidden, warnings about nothing a fedsim user can change."""
+
+    hidden_warnings: tuple[tuple[str, type[Warning]], ...] = ()
+
+    @contextmanager
+    def _hiding_warnings(self) -> Iterator[None]:
+        with warnings.catch_warnings():
+            for message, category in self.hidden_warnings:
+                warnings.filterwarnings("ignore", message=message, category=category)
+            yield
+
+    @property
+    def num_partitions(self) -> int:
+        with self._hiding_warnings():
+            return super().num_partitions
+
+    def load_partition(self, partition_id: int) -> datasets.Dataset:
+        with self._hiding_warnings():
+            return super().load_partition(partition_id)
+
+
+class DirichletPartitioner(HiddenWarnings, flwr_partitioner.DirichletPartitioner):
     """flwr-datasets' label-skew partitioner: each class split over clients by Dirichlet(alpha).
 
     The parent's ``shuffle`` keeps its own default (True).
@@ -103,35 +127,7 @@ class DirichletPartitioner(flwr_partitioner.DirichletPartitioner):
     # again (at most 10 times) while a client is below min_partition_size, warning each
     # time. Redrawing is what min_partition_size asks for, and ten failed draws stop the
     # run with a ConfigError (build_partitioner): the warnings are hidden.
-
-    @property
-    def num_partitions(self) -> int:
-        with _no_redraw_warnings():
-            return super().num_partitions
-
-    def load_partition(self, partition_id: int) -> datasets.Dataset:
-        with _no_redraw_warnings():
-            return super().load_partition(partition_id)
-
-
-@contextmanager
-def _no_redraw_warnings() -> Iterator[None]:
-    """Hide flwr-datasets' warning at each redraw of a Dirichlet split below ``min_partition_size``."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The specified min_partition_size", category=UserWarning)
-        yield
-
-
-@contextmanager
-def _no_sort_deprecation() -> Iterator[None]:
-    """Hide pyarrow's FutureWarning about ``null_placement`` when ``datasets`` sorts a table.
-
-    It is ``datasets``' call to pyarrow (pyarrow 25 deprecated the argument it passes),
-    nothing a fedsim user can change.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Specifying null_placement in SortOptions", category=FutureWarning)
-        yield
+    hidden_warnings = (("The specified min_partition_size", UserWarning),)
 
 
 class PathologicalPartitioner(flwr_partitioner.PathologicalPartitioner):
@@ -181,7 +177,7 @@ class PathologicalPartitioner(flwr_partitioner.PathologicalPartitioner):
         )
 
 
-class ShardPartitioner(flwr_partitioner.ShardPartitioner):
+class ShardPartitioner(HiddenWarnings, flwr_partitioner.ShardPartitioner):
     """flwr-datasets' shard partitioner (McMahan et al. 2017): label-sorted shards, a few per client.
 
     The shard size follows from the number of shards; the parent's ``shard_size``,
@@ -212,16 +208,9 @@ class ShardPartitioner(flwr_partitioner.ShardPartitioner):
             seed=seed,
         )
 
-    # The parent sorts the split by label when first asked for its size or a partition.
-
-    @property
-    def num_partitions(self) -> int:
-        with _no_sort_deprecation():
-            return super().num_partitions
-
-    def load_partition(self, partition_id: int) -> datasets.Dataset:
-        with _no_sort_deprecation():
-            return super().load_partition(partition_id)
+    # The parent sorts the split by label when first asked for its size or a partition:
+    # ``datasets``' call to pyarrow passes an argument pyarrow 25 deprecated.
+    hidden_warnings = (("Specifying null_placement in SortOptions", FutureWarning),)
 
 
 class NaturalIdPartitioner(flwr_partitioner.NaturalIdPartitioner):
