@@ -17,6 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedsim.callbacks.base import RunInfo
 from fedsim.callbacks.divergence import DivergenceCheck
+from fedsim.callbacks.heartbeat import Heartbeat
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, ClientHalf, client_half_class
 from fedsim.data.spec import FederationSpec
 from fedsim.models.building import ModelFactory, shared_model
@@ -99,8 +100,8 @@ def build_server_app(plan: "RunPlan", run: RunInfo) -> ServerApp:
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         node_partitions = discover_partitions(grid, plan.settings.num_clients)
-        # every run checks for divergence after its configured callbacks (stops_run)
-        callbacks = [*plan.callbacks, DivergenceCheck(stop=plan.settings.stop_on_divergence)]
+        # every run keeps its status fresh and checks for divergence (last: stops_run)
+        callbacks = [*plan.callbacks, Heartbeat(), DivergenceCheck(stop=plan.settings.stop_on_divergence)]
         recorder = RoundRecorder(plan.strategy_stack(node_partitions), node_partitions, callbacks, plan.history)
         started, error = [], None
         try:

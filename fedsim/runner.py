@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.apps import build_server_app
-from fedsim.callbacks.base import Callback, History, RunInfo
+from fedsim.callbacks.base import RunInfo
 from fedsim.divergence import Diverged
 from fedsim.plan import RunPlan, build_plan
 from fedsim.plots import plot_run
@@ -61,7 +61,6 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
     except Exception as error:
         record_failure(run_dir, error, time.perf_counter() - started)
         raise
-    write_status(run_dir, "completed", seconds=round(summary.seconds, 3))
     return summary
 
 
@@ -84,28 +83,12 @@ def save_early_config(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | 
     save_config(run_dir, config, dict(choices or {}))
 
 
-class Heartbeat(Callback):
-    """Keeps ``status: running`` fresh: pid, host, heartbeat and the last round, at most every ``every`` seconds."""
-
-    def __init__(self, run_dir: Path, every: float = 2.0) -> None:
-        self.run_dir = run_dir
-        self.every = every
-        self._last = time.monotonic()
-
-    def on_round_end(self, server_round: int, rows: list, history: History) -> None:
-        if time.monotonic() - self._last >= self.every:
-            self._last = time.monotonic()
-            write_status(self.run_dir, "running", **running_details(last_round=server_round))
-
-
 def execute(plan: RunPlan, run_dir: Path, quiet: bool = False, started: float | None = None) -> RunSummary:
     """Run a plan on its engine; the summary comes from the recorded metrics."""
     started = time.perf_counter() if started is None else started
     config = OmegaConf.to_container(plan.config, resolve=True)
     save_config(run_dir, config, plan.choices)
     write_status(run_dir, "running", **running_details())
-    if not any(isinstance(callback, Heartbeat) for callback in plan.callbacks):
-        plan.callbacks.append(Heartbeat(run_dir))
     run = RunInfo(run_dir=run_dir, num_rounds=plan.settings.num_rounds, config=config, choices=plan.choices, quiet=quiet)
     # Flower's ArrayRecord.to_numpy_ndarrays(keep_input=False), which QFedAvg and Bulyan
     # call once per client, forces a full gc.collect(); with torch, datasets and the data
@@ -117,7 +100,6 @@ def execute(plan: RunPlan, run_dir: Path, quiet: bool = False, started: float | 
     finally:
         gc.unfreeze()
     summary = RunSummary(run_dir=run_dir, final=plan.history.final, seconds=time.perf_counter() - started)
-    # Every round is done: the run counts as completed from here (the figure reads it back as one).
     write_status(run_dir, "completed", seconds=round(summary.seconds, 3))
     summary.figure = plot_run(run_dir)
     return summary
