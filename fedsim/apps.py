@@ -11,13 +11,33 @@ import time
 from typing import TYPE_CHECKING
 
 import torch
-from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedsim.callbacks.base import RunInfo
 from fedsim.callbacks.divergence import DivergenceCheck
 from fedsim.callbacks.heartbeat import Heartbeat
+from fedsim.checkpoint import (
+    LOAD_STATE,
+    SAVE_STATE,
+    Checkpoint,
+    all_answered,
+    file_sizes,
+    load_node_states,
+    load_server_state,
+    node_states,
+    save,
+    server_state,
+)
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, ClientHalf, client_half_class
 from fedsim.data.spec import FederationSpec
 from fedsim.models.building import ModelFactory, shared_model
@@ -78,6 +98,16 @@ def build_client_app(federation: FederationSpec, model_factory: ModelFactory) ->
         partition_id = int(context.node_config[PARTITION_ID_KEY])
         return Message(RecordDict({"node": ConfigRecord({PARTITION_ID_KEY: partition_id})}), reply_to=message)
 
+    @app.query(SAVE_STATE.split(".")[1])
+    def save_state(message: Message, context: Context) -> Message:
+        return Message(RecordDict(dict(context.state.items())), reply_to=message)
+
+    @app.query(LOAD_STATE.split(".")[1])
+    def load_state(message: Message, context: Context) -> Message:
+        for key, record in message.content.items():
+            context.state[key] = record
+        return Message(RecordDict(), reply_to=message)
+
     return app
 
 
@@ -86,35 +116,55 @@ def discover_partitions(grid: Grid, num_nodes: int) -> dict[int, int]:
     while len(node_ids := list(grid.get_node_ids())) < num_nodes:
         time.sleep(NODE_WAIT_SECONDS)
     messages = [Message(RecordDict(), dst_node_id=node_id, message_type=MessageType.QUERY) for node_id in node_ids]
-    replies = list(grid.send_and_receive(messages))
-    failed = [reply.error.reason for reply in replies if reply.has_error()]
-    if failed or len(replies) != len(node_ids):
-        raise RuntimeError(f"{len(node_ids) - len(replies) + len(failed)} node(s) did not report a partition: {failed[:1]}")
+    replies = all_answered(grid, messages, "report a partition")
     return {reply.metadata.src_node_id: int(reply.content["node"][PARTITION_ID_KEY]) for reply in replies}
 
 
-def build_server_app(plan: "RunPlan", run: RunInfo) -> ServerApp:
-    """A ServerApp that runs ``plan``'s strategy stack and hands every round to its callbacks."""
+def build_server_app(plan: "RunPlan", run: RunInfo, resume: Checkpoint | None = None) -> ServerApp:
+    """A ServerApp that runs ``plan``'s strategy stack and hands every round to its callbacks.
+
+    Every ``checkpoint.every`` rounds (but the last) it writes a checkpoint into the run
+    folder; given ``resume``, one of them, it restores the strategy's and the nodes'
+    state and continues after its round (``plan.history`` must hold the checkpoint's).
+    """
     app = ServerApp()
+    settings = plan.settings
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        node_partitions = discover_partitions(grid, plan.settings.num_clients)
+        node_partitions = discover_partitions(grid, settings.num_clients)
         # every run keeps its status fresh and checks for divergence (last: stops_run)
-        callbacks = [*plan.callbacks, Heartbeat(), DivergenceCheck(stop=plan.settings.stop_on_divergence)]
+        callbacks = [*plan.callbacks, Heartbeat(), DivergenceCheck(stop=settings.stop_on_divergence)]
         recorder = RoundRecorder(plan.strategy_stack(node_partitions), node_partitions, callbacks, plan.history)
+        arrays, first_round = plan.initial_arrays, 1
+        if resume is not None:
+            load_server_state(recorder.strategy, resume.server_state)
+            load_node_states(grid, node_partitions, resume.node_states)
+            arrays, first_round = resume.arrays, resume.round + 1
+
+        def save_checkpoint(server_round: int, arrays: ArrayRecord) -> None:
+            every = settings.checkpoint_every
+            if every and server_round % every == 0 and server_round < settings.num_rounds:
+                states = node_states(grid, node_partitions)
+                checkpoint = Checkpoint(
+                    server_round, arrays, server_state(recorder.strategy), states, plan.history, file_sizes(run.run_dir)
+                )
+                save(run.run_dir, checkpoint)
+
         started, error = [], None
         try:
             for callback in callbacks:
                 callback.on_run_start(run)
                 started.append(callback)
-            result = recorder.start(
+            arrays = recorder.run_rounds(
                 grid,
-                plan.initial_arrays,
-                num_rounds=plan.settings.num_rounds,
+                arrays,
+                first_round=first_round,
+                num_rounds=settings.num_rounds,
                 train_config=plan.train_config(),
                 evaluate_config=plan.evaluate_config(),
                 evaluate_fn=plan.evaluate_centrally,
+                after_round=save_checkpoint,
             )
         except BaseException as failure:
             error = failure
@@ -122,6 +172,6 @@ def build_server_app(plan: "RunPlan", run: RunInfo) -> ServerApp:
         finally:
             for callback in started:  # every callback that started ends, also when the run fails
                 callback.on_run_end(run, plan.history, error)
-        torch.save(result.arrays.to_torch_state_dict(), run.run_dir / MODEL_FILE)
+        torch.save(arrays.to_torch_state_dict(), run.run_dir / MODEL_FILE)
 
     return app

@@ -29,10 +29,12 @@ class Failure(NamedTuple):
 
 
 class FailuresWriter:
-    """Appends failures to ``RUN_DIR/failures.csv``, creating it (with its header) at the first one."""
+    """Appends failures to ``RUN_DIR/failures.csv``, creating it (with its header) at the first one,
+    or, with ``append`` (a resumed run), going on after the failures already there."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, append: bool = False) -> None:
         self.path = Path(run_dir) / FAILURES_FILE
+        self.append = append
         self._file = None
         self._writer = None
 
@@ -42,9 +44,11 @@ class FailuresWriter:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", newline="", encoding="utf-8")
+            append = self.append and self.path.is_file() and self.path.stat().st_size > 0
+            self._file = self.path.open("a" if append else "w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._file)
-            self._writer.writerow(FAILURE_COLUMNS)
+            if not append:
+                self._writer.writerow(FAILURE_COLUMNS)
         self._writer.writerows(failures)
         self._file.flush()
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ErrorCode",
+    "FLOWER_SERVER_STATE",
     "KEY_CLIPPING_NORM",
     "KEY_NORM_BIT",
     "Run",
@@ -128,6 +129,33 @@ from flwr.supercore.differential_privacy import (
     KEY_NORM_BIT,
     compute_adaptive_clip_model_update,
 )
+
+
+# --- Server state (fedsim/checkpoint.py) -----------------------------------------------
+# A checkpoint keeps each strategy's state between rounds. Flower's strategies keep it in
+# undocumented attributes their methods set after ``__init__``: the server optimizers'
+# moments and the model they step from (FedOpt: ``current_arrays``, ``m_t``, ``v_t``;
+# FedAvgM: ``current_arrays``, ``momentum_vector``), QFedAvg's and the server-side DP
+# wrappers' copy of the model they sent, the adaptive clipping norm. fedsim's own classes
+# name theirs in ``checkpointed``. tests/test_checkpoint.py checks that every attribute a
+# round changes is named here or there. Checked against flwr 1.42.
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyClientSideAdaptiveClipping,
+    DifferentialPrivacyServerSideAdaptiveClipping,
+    DifferentialPrivacyServerSideFixedClipping,
+    FedAvgM,
+    QFedAvg,
+)
+from flwr.serverapp.strategy.fedopt import FedOpt
+
+FLOWER_SERVER_STATE: dict[type, tuple[str, ...]] = {
+    FedOpt: ("current_arrays", "m_t", "v_t"),
+    FedAvgM: ("current_arrays", "momentum_vector"),
+    QFedAvg: ("current_arrays",),
+    DifferentialPrivacyServerSideFixedClipping: ("current_arrays",),
+    DifferentialPrivacyServerSideAdaptiveClipping: ("clipping_norm", "current_arrays"),
+    DifferentialPrivacyClientSideAdaptiveClipping: ("clipping_norm",),
+}
 
 
 # --- Ray backend (fedsim/engines/ray.py) ------------------------------------------------

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from fedsim.apps import build_client_app
 from fedsim.callbacks.base import Callback, History
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, client_half_path
-from fedsim.config import GROUPS, ClientConfig, Config, ConfigError
+from fedsim.config import GROUPS, CheckpointConfig, ClientConfig, Config, ConfigError
 from fedsim.config.options import check_option, settings_of, target_of
 from fedsim.data import Federation
 from fedsim.data.spec import FederationSpec
@@ -97,7 +97,7 @@ class RunPlan:
     def strategy_stack(self, node_partitions: dict[int, int]) -> Strategy:
         """The strategy inside the privacy mechanism's wrappers, seeded sampling and stragglers."""
         settings = self.settings
-        strategy = self.privacy.wrap(self.strategy, settings)
+        strategy = self.privacy.wrap(self.strategy, settings, node_partitions)
         strategy = SeededSampling(
             strategy, node_partitions, settings.clients_per_round, settings.eval_clients_per_round, settings.seed
         )
@@ -119,6 +119,7 @@ def check_options(cfg: DictConfig) -> RunSettings:
     """The checked run-wide settings of ``cfg``, after checking every option against its target's signature."""
     _check_known("", cfg, Config)
     _check_known("client.", cfg.client, ClientConfig)
+    _check_known("checkpoint.", cfg.checkpoint, CheckpointConfig)
     settings = RunSettings.from_config(cfg)
     for group in GROUPS:
         if group == "callbacks":
@@ -135,7 +136,7 @@ def _check_known(prefix: str, node: DictConfig, schema: type) -> None:
     for key in node:
         if key not in known:
             raise ConfigError(
-                f"{prefix}{key} is not a fedsim setting; the {'client' if prefix else 'top-level'} settings are: "
+                f"{prefix}{key} is not a fedsim setting; the {prefix.rstrip('.') or 'top-level'} settings are: "
                 f"{', '.join(sorted(known - set(GROUPS)))}."
             )
 

@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from fedsim.config.checks import ConfigError
+from fedsim.config.checks import ConfigError, FedsimWarning
 
 KINDS = ("curves", "clients")
 
@@ -52,6 +52,8 @@ def plot(args: argparse.Namespace) -> Path:
     if args.out is not None:
         plots.check_figure_path(args.out)  # before loading anything
     frame = load(args.paths if len(args.paths) > 1 else args.paths[0], where=args.where)
+    if frame.empty:
+        raise ConfigError(f"no rounds recorded in {', '.join(args.paths)}: the metrics.csv files there hold no rows.")
     if args.kind == "clients":
         stage = args.stage or "federated"
         axis = plots.plot_client_distribution(frame, args.metric, stage)
@@ -68,16 +70,20 @@ def plot(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fedsim-plot`` console script."""
     args = parse_args(argv)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
+    out, failure = None, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
             out = plot(args)
-    except ConfigError as error:
-        print(f"fedsim-plot: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    for warning in caught:
+        except ConfigError as error:
+            failure = error
+    for warning in caught:  # first: they may explain the error
         if issubclass(warning.category, UserWarning):
-            print(f"fedsim-plot: note: {warning.message}", file=sys.stderr)
+            kind = "warning" if issubclass(warning.category, FedsimWarning) else "note"
+            print(f"fedsim-plot: {kind}: {warning.message}", file=sys.stderr)
+    if failure is not None:
+        print(f"fedsim-plot: error: {failure}", file=sys.stderr)
+        sys.exit(2)
     print(out)
 
 

@@ -3,11 +3,13 @@
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from logging import INFO
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common import log
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Result, Strategy
+from flwr.serverapp.strategy import Strategy
 
 from fedsim.callbacks.base import Callback, Failure, History, Row
 from fedsim.divergence import NONFINITE_WEIGHTS, nonfinite_count
@@ -33,7 +35,7 @@ class ClientsFailed(RuntimeError):
 class RoundRecorder(StrategyWrapper):
     """Wrap a strategy and hand each round's rows to the callbacks as soon as the round ends.
 
-    A round ends with the centralized evaluation, so ``start`` always evaluates the
+    A round ends with the centralized evaluation, so ``run_rounds`` always evaluates the
     global model on the server with ``evaluate_fn`` and then ends the round. Besides
     every client's metrics and the strategy's aggregates it records, per stage, the
     clients sent a message, the partitions that failed (a ``failed`` row each, and their
@@ -157,29 +159,45 @@ class RoundRecorder(StrategyWrapper):
             self._record(server_round, "federated", None, metrics)
         return metrics
 
-    def start(
+    def evaluate(self, server_round: int, arrays: ArrayRecord, evaluate_fn: Callable[[int, ArrayRecord], MetricRecord]) -> None:
+        """Evaluate the global model centrally and end the round: its rows go to the callbacks."""
+        self._record(server_round, "centralized", None, evaluate_fn(server_round, arrays))
+        if server_round > 0:
+            seconds = time.perf_counter() - self._round_started
+            self._rows.append((server_round, "system", None, "round_seconds", seconds))
+        self._end_round(server_round)
+
+    def run_rounds(  # pylint: disable=too-many-arguments
         self,
         grid: Grid,
-        initial_arrays: ArrayRecord,
-        num_rounds: int = 3,
+        arrays: ArrayRecord,
+        *,
+        first_round: int,
+        num_rounds: int,
+        train_config: ConfigRecord,
+        evaluate_config: ConfigRecord,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord],
+        after_round: Callable[[int, ArrayRecord], None],
         timeout: float = 3600,
-        train_config: ConfigRecord | None = None,
-        evaluate_config: ConfigRecord | None = None,
-        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
-    ) -> Result:
-        if evaluate_fn is None:
-            raise ValueError("RoundRecorder needs evaluate_fn: a round ends with centralized evaluation")
+    ) -> ArrayRecord:
+        """Run rounds ``first_round`` to ``num_rounds`` from the global ``arrays``; the last global arrays.
 
-        def evaluate_and_record(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-            metrics = evaluate_fn(server_round, arrays)
-            if metrics is not None:
-                self._record(server_round, "centralized", None, metrics)
-            if server_round > 0:
-                seconds = time.perf_counter() - self._round_started
-                self._rows.append((server_round, "system", None, "round_seconds", seconds))
-            self._end_round(server_round)
-            return metrics
-
-        return super().start(
-            grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, evaluate_and_record
-        )
+        Each round is Flower's ``Strategy.start`` round (train, federated evaluation,
+        centralized evaluation) on this strategy's hooks; a run that starts at round 1
+        first evaluates the initial model (round 0). ``after_round`` sees every finished
+        round's global arrays (checkpoints). Unlike ``start``, it can begin at a later
+        round: a resumed run continues after its checkpoint's round.
+        """
+        if first_round == 1:
+            self.evaluate(0, arrays, evaluate_fn)
+        for server_round in range(first_round, num_rounds + 1):
+            log(INFO, "[ROUND %s/%s]", server_round, num_rounds)
+            messages = self.configure_train(server_round, arrays, train_config, grid)
+            new_arrays, _ = self.aggregate_train(server_round, grid.send_and_receive(messages, timeout=timeout))
+            if new_arrays is not None:
+                arrays = new_arrays
+            messages = self.configure_evaluate(server_round, arrays, evaluate_config, grid)
+            self.aggregate_evaluate(server_round, grid.send_and_receive(messages, timeout=timeout))
+            self.evaluate(server_round, arrays, evaluate_fn)
+            after_round(server_round, arrays)
+        return arrays

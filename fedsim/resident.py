@@ -39,6 +39,14 @@ class ResidentArray(Array):
     def numpy(self) -> np.ndarray:
         return self.values.copy()
 
+    def __reduce__(self):
+        return (_unpickled_resident, (self.values,))
+
+
+def _unpickled_resident(values: np.ndarray) -> ResidentArray:
+    """A ResidentArray whose values can be written: Ray hands unpickled arrays over read-only (zero-copy)."""
+    return ResidentArray(values if values.flags.writeable else values.copy())
+
 
 def resident_record(tensors: Mapping[str, torch.Tensor]) -> ArrayRecord:
     """An ArrayRecord holding a copy of ``tensors`` (a state_dict, say) as resident arrays."""

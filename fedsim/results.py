@@ -21,6 +21,7 @@ are still importable from here: ``fedsim.results.summary_table`` is
 """
 
 import csv
+import io
 import os
 import re
 import socket
@@ -33,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fedsim.config.checks import ConfigError
+from fedsim.config.checks import ConfigError, FedsimWarning
 from fedsim.config_values import KEYS_LISTED, format_value, join_values, values_equal
 
 METRICS_FILE = "metrics.csv"
@@ -47,14 +48,20 @@ RUN_MARKERS = (METRICS_FILE, STATUS_FILE)
 
 
 class MetricsWriter:
-    """Appends rows to a run's ``metrics.csv`` and flushes after every round."""
+    """Appends rows to a run's ``metrics.csv`` and flushes after every round.
 
-    def __init__(self, run_dir: Path) -> None:
+    A new file starts with its header; ``append`` (a resumed run) goes on after the
+    rows already there.
+    """
+
+    def __init__(self, run_dir: Path, append: bool = False) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", newline="")
+        append = append and self.path.is_file() and self.path.stat().st_size > 0
+        self._file = self.path.open("a" if append else "w", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(COLUMNS)
+        if not append:
+            self._writer.writerow(COLUMNS)
         self._file.flush()
 
     def write(self, rows: Iterable[tuple[int, str, int | None, str, float]]) -> None:
@@ -267,10 +274,129 @@ def _describe(paths: str | Path | Sequence[str | Path]) -> str:
 
 
 def _load_run(run_dir: Path, columns: dict[str, object]) -> pd.DataFrame:
-    frame = pd.read_csv(run_dir / METRICS_FILE, dtype={"stage": "string", "metric": "string"})
-    frame["client"] = frame["client"].astype("Int64")
+    frame = read_metrics(run_dir / METRICS_FILE)
     config = pd.DataFrame({key: [value] * len(frame) for key, value in columns.items()}, index=frame.index)
     return pd.concat([frame, config], axis=1)
+
+
+DAMAGED = "the file is damaged"
+
+
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    """A ``metrics.csv`` as a DataFrame of ``COLUMNS`` (client: nullable Int64), every row checked.
+
+    A last line without its line end, which a run stopped while writing it leaves, is
+    left out with a ``FedsimWarning`` naming the file and the line. Any other line that
+    is not a row fedsim writes (another number of fields, a round, client or value that
+    is not a number, bytes that are not text) is a ``ConfigError`` naming the file and
+    the line.
+    """
+    path = Path(path)
+    text = _complete_lines(path)
+    try:  # pandas' own parsing first (a sweep's files hold many rows), checked by the column types it gives
+        frame = pd.read_csv(
+            io.StringIO(text),
+            dtype={"stage": "string", "metric": "string"},
+            keep_default_na=False,
+            na_values={"client": [""], "value": ["nan"]},
+        )
+    except pd.errors.EmptyDataError:  # not even a header
+        frame = pd.DataFrame(columns=COLUMNS)
+    except pd.errors.ParserError:  # a line with too many fields
+        frame = None
+    if frame is None or not _well_typed(frame):
+        return _read_damaged(path, text)  # line by line, to name the line
+    return frame.astype({"round": "int64", "stage": "string", "client": "Int64", "metric": "string", "value": "float64"})
+
+
+def _well_typed(frame: pd.DataFrame) -> bool:
+    """Whether pandas read every field of metrics.csv as a row fedsim writes holds it."""
+    if list(frame.columns) != COLUMNS:
+        return False
+    if frame.empty:
+        return True
+    numeric = all(pd.api.types.is_numeric_dtype(frame[field]) for field in ("round", "client", "value"))
+    return (
+        numeric
+        and pd.api.types.is_integer_dtype(frame["round"])
+        and bool((frame["client"].dropna() % 1 == 0).all())
+        and not (frame["stage"].isna() | (frame["stage"] == "") | frame["metric"].isna() | (frame["metric"] == "")).any()
+    )
+
+
+def _complete_lines(path: Path) -> str:
+    """The text of ``path`` up to its last line end (a line cut short is left out with a warning)."""
+    data = path.read_bytes()
+    if data and not data.endswith((b"\n", b"\r")):
+        complete = data.rfind(b"\n") + 1
+        line = data.count(b"\n", 0, complete) + 1
+        warnings.warn(
+            f"{path} line {line} is cut short (the run was stopped while writing it); read without it.",
+            FedsimWarning,
+            stacklevel=3,
+        )
+        data = data[:complete]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"{path} line {line} is not UTF-8 text; {DAMAGED}.") from None
+
+
+def _read_damaged(path: Path, text: str) -> pd.DataFrame:
+    """Read ``text`` row by row with the csv module; ConfigError names the first line that is not a row fedsim writes."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, lines = [], []
+    try:
+        header = next(reader, COLUMNS)
+        if header != COLUMNS:
+            raise ConfigError(
+                f"{path} line 1 is '{','.join(header)}', not the header {','.join(COLUMNS)}: "
+                "it is not a metrics file fedsim wrote."
+            )
+        for row in filter(None, reader):  # blank lines are nothing
+            if len(row) != len(COLUMNS):
+                raise ConfigError(
+                    f"{path} line {reader.line_num} has {len(row)} fields where a row has {len(COLUMNS)} "
+                    f"({','.join(COLUMNS)}); {DAMAGED}."
+                )
+            records.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise ConfigError(f"{path} line {reader.line_num}: {error}; {DAMAGED}.") from None
+    raw = pd.DataFrame(records, columns=COLUMNS, dtype=object)
+    wrong = _first_wrong_field(raw)
+    if wrong is not None:
+        row, field, what = wrong
+        raise ConfigError(f"{path} line {lines[row]}: {field} '{raw.at[row, field]}' {what}; {DAMAGED}.")
+    return _typed(raw)
+
+
+def _first_wrong_field(raw: pd.DataFrame) -> tuple[int, str, str] | None:
+    """The first (row, field, what is wrong with it) among metrics.csv's rows as text, or None."""
+    rounds, clients, values = (pd.to_numeric(raw[field], errors="coerce") for field in ("round", "client", "value"))
+    problems = {  # field: the rows where it is wrong, and how
+        "round": (rounds.isna() | (rounds % 1 != 0), "is not a whole number"),
+        "stage": (raw["stage"] == "", "is empty"),
+        "client": (clients.isna() & (raw["client"] != "") | (clients % 1 > 0), "is neither empty nor a whole number"),
+        "metric": (raw["metric"] == "", "is empty"),
+        "value": (values.isna() & (raw["value"].str.strip().str.lower() != "nan"), "is not a number"),
+    }
+    wrong = [(int(bad.to_numpy().argmax()), field, what) for field, (bad, what) in problems.items() if bad.any()]
+    return min(wrong, default=None)
+
+
+def _typed(raw: pd.DataFrame) -> pd.DataFrame:
+    """metrics.csv's checked rows, as text, in their types."""
+    return pd.DataFrame(
+        {
+            "round": pd.to_numeric(raw["round"]).astype("int64"),
+            "stage": raw["stage"].astype("string"),
+            "client": pd.to_numeric(raw["client"]).astype("Int64"),
+            "metric": raw["metric"].astype("string"),
+            "value": pd.to_numeric(raw["value"], errors="coerce").astype("float64"),
+        }
+    )
 
 
 def load_runs(paths: str | Path | Sequence[str | Path], where: Where = None) -> pd.DataFrame:

@@ -8,11 +8,14 @@ folder). ``claim`` takes an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock`` that 
 until the process ends; a folder whose lock another process holds, or that holds
 ``metrics.csv`` or a completed, running or interrupted ``status.yaml``, is refused with
 ``RunFolderTaken`` unless ``overwrite`` is true, before anything in it is written.
+``why_unwritable`` says why a run could not write its folder at all (``/proc/x``, a path
+through a file, a read-only mount), so that the command can say so before Hydra writes.
 """
 
 import fcntl
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -86,6 +89,50 @@ def release(run_dir: str | Path) -> None:
     descriptor = _held.pop(Path(run_dir).absolute(), None)
     if descriptor is not None:
         os.close(descriptor)
+
+
+def why_unwritable(folder: str | Path) -> str | None:
+    """Why a run could not write into ``folder`` (made if missing), in words, or None when it could.
+
+    Tried rather than foretold: a temporary folder is made, then removed, where the run
+    would make its first one (in ``folder``, or in the nearest part of its path that
+    exists). Permission bits do not stop root, but ``/proc``, a read-only mount or a
+    path through a file stop anyone.
+    """
+    existing = Path(folder).absolute()
+    while not os.path.exists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        tempfile.TemporaryDirectory(prefix=".fedsim-write-check-", dir=existing).cleanup()
+    except OSError as error:
+        return f"no folder can be made in {existing} ({error.strerror})"
+    return None
+
+
+def configured_folder(setting: str) -> str:
+    """The default of ``hydra.run.dir`` or ``hydra.sweep.dir``, as conf/config.yaml sets it (unresolved)."""
+    from importlib.resources import files
+
+    node = yaml.safe_load(files("fedsim.conf").joinpath("config.yaml").read_text())
+    for key in setting.split("."):
+        node = node[key]
+    return node
+
+
+def literal_folder(value: str) -> str | None:
+    """The folder part of an output folder setting that is known before Hydra resolves it, or None if none is.
+
+    ``outputs/${now:%Y-%m-%d}/...`` is under ``outputs``, ``/data/run-${seed}`` under
+    ``/data``; ``${oc.env:HOME}/runs`` could be anywhere.
+    """
+    literal, interpolated, _ = value.partition("${")
+    if not interpolated:
+        return value
+    if not literal:
+        return None
+    return literal if literal.endswith("/") else str(Path(literal).parent)
 
 
 def results_in(path: Path) -> str | None:

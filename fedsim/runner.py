@@ -7,12 +7,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from fedsim import checkpoint as checkpoints
 from fedsim.apps import build_server_app
 from fedsim.callbacks.base import RunInfo
 from fedsim.divergence import Diverged
 from fedsim.plan import RunPlan, build_plan
 from fedsim.plots import plot_run
 from fedsim.results import record_failure, running_details, save_config, write_status
+from fedsim.versions import save_versions
 
 
 @dataclass
@@ -25,7 +27,13 @@ class RunSummary:
     figure: Path | None = None
 
 
-def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = None, quiet: bool = False) -> RunSummary:
+def run(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    choices: dict[str, str] | None = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> RunSummary:
     """Run the simulation ``cfg`` describes and write its results into ``run_dir``.
 
     The plan checks every value (``ConfigError`` with one sentence) and prepares the
@@ -33,7 +41,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
     ``run_dir`` says whether the run is running (with its pid, host and heartbeat),
     completed, failed (with the reason) or interrupted (``KeyboardInterrupt``,
     which ``fedsim.interrupt.RunInterrupted`` is, with ``last_round``); a failure or
-    interruption is recorded and then raised again.
+    interruption is recorded and then raised again. With ``resume``, the run continues
+    after the checkpoint in ``run_dir`` (from the start if it wrote none).
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -41,7 +50,7 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
     plan = None
     try:
         plan = build_plan(cfg, choices)
-        summary = execute(plan, run_dir, quiet, started)
+        summary = execute(plan, run_dir, quiet, started, resume)
     except KeyboardInterrupt as stop:  # RunInterrupted (SIGINT, SIGTERM) or a plain Ctrl-C
         write_status(
             run_dir,
@@ -83,23 +92,48 @@ def save_early_config(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | 
     save_config(run_dir, config, dict(choices or {}))
 
 
-def execute(plan: RunPlan, run_dir: Path, quiet: bool = False, started: float | None = None) -> RunSummary:
-    """Run a plan on its engine; the summary comes from the recorded metrics."""
+def execute(
+    plan: RunPlan, run_dir: Path, quiet: bool = False, started: float | None = None, resume: bool = False
+) -> RunSummary:
+    """Run a plan on its engine; the summary comes from the recorded metrics.
+
+    With ``resume``, the run goes on after the checkpoint in ``run_dir``: its history
+    and results files are those of the checkpoint's round.
+    """
     started = time.perf_counter() if started is None else started
     config = OmegaConf.to_container(plan.config, resolve=True)
     save_config(run_dir, config, plan.choices)
     write_status(run_dir, "running", **running_details())
-    run = RunInfo(run_dir=run_dir, num_rounds=plan.settings.num_rounds, config=config, choices=plan.choices, quiet=quiet)
+    checkpoint = checkpoints.load(run_dir) if resume else None
+    if checkpoint is not None:
+        plan.history = checkpoint.history
+        checkpoints.cut_results(run_dir, checkpoint.file_sizes)
+    else:  # from the start: nothing of an earlier run in this folder may be taken for this one's
+        checkpoints.remove(run_dir)
+        checkpoints.cut_results(run_dir, dict.fromkeys(checkpoints.APPENDED_FILES, 0))
+        save_versions(run_dir)
+    run = RunInfo(
+        run_dir=run_dir,
+        num_rounds=plan.settings.num_rounds,
+        config=config,
+        choices=plan.choices,
+        quiet=quiet,
+        resumed_after=checkpoint.round if checkpoint else 0,
+    )
     # Flower's ArrayRecord.to_numpy_ndarrays(keep_input=False), which QFedAvg and Bulyan
     # call once per client, forces a full gc.collect(); with torch, datasets and the data
     # on the heap each took ~0.4 s. Freezing what exists now leaves those collections
     # only the run's own new objects to scan (10x faster QFedAvg rounds).
     gc.freeze()
     try:
-        plan.engine.run(build_server_app(plan, run), plan.client_app(), plan.settings.num_clients)
+        plan.engine.run(build_server_app(plan, run, checkpoint), plan.client_app(), plan.settings.num_clients)
     finally:
         gc.unfreeze()
+    if (done := last_round(plan)) < plan.settings.num_rounds:  # the ServerApp ended early without saying why
+        raise RuntimeError(f"the run ended after round {done} of {plan.settings.num_rounds} without an error")
     summary = RunSummary(run_dir=run_dir, final=plan.history.final, seconds=time.perf_counter() - started)
-    write_status(run_dir, "completed", seconds=round(summary.seconds, 3))
+    resumed = {"resumed_after": run.resumed_after} if run.resumed_after else {}
+    write_status(run_dir, "completed", seconds=round(summary.seconds, 3), **resumed)
+    checkpoints.remove(run_dir)  # a completed run has nothing to resume
     summary.figure = plot_run(run_dir)
     return summary

@@ -45,6 +45,7 @@ class RunSettings:
     verbose: bool
     quiet: bool | None
     stop_on_divergence: bool = True
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         require(0 <= self.seed < 2**63, f"seed must be at least 0 and below 2**63 (got {self.seed}).")
@@ -61,12 +62,20 @@ class RunSettings:
             f"(got {self.eval_clients_per_round}).",
         )
         require(0 <= self.stragglers <= 1, f"stragglers must be a fraction in [0, 1] (got {self.stragglers}).")
+        require(
+            self.checkpoint_every >= 0,
+            f"checkpoint.every must be at least 0, where 0 writes no checkpoints (got {self.checkpoint_every}).",
+        )
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "RunSettings":
         """The run-wide settings of a composed config (its types were checked by the schema)."""
-        names = [name for name in cls.__dataclass_fields__ if name != "client"]
-        return cls(client=ClientSettings(**cfg.client), **{name: cfg[name] for name in names})
+        names = [name for name in cls.__dataclass_fields__ if name not in ("client", "checkpoint_every")]
+        return cls(
+            client=ClientSettings(**cfg.client),
+            checkpoint_every=cfg.checkpoint.every,
+            **{name: cfg[name] for name in names},
+        )
 
     @property
     def sample_rate(self) -> float:

@@ -49,6 +49,7 @@ class GlobalModelUpdate(FedAvg):
     """
 
     replies_carry_extra_arrays = False
+    checkpointed: tuple[str, ...] = ("global_arrays",)  # server state between rounds (fedsim.checkpoint)
 
     def __init__(self, **fedavg_args) -> None:
         super().__init__(**fedavg_args)

@@ -77,6 +77,7 @@ class FedDyn(GlobalModelUpdate):
     """
 
     client_half = FedDynClient
+    checkpointed = (*GlobalModelUpdate.checkpointed, "h")
 
     def __init__(self, *, num_clients: int, alpha: float, **fedavg_args) -> None:
         require(alpha > 0, f"strategy.alpha must be greater than 0 (got {alpha}).")

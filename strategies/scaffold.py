@@ -80,6 +80,7 @@ class Scaffold(GlobalModelUpdate):
 
     client_half = ScaffoldClient
     replies_carry_extra_arrays = True  # the control-variate deltas
+    checkpointed = (*GlobalModelUpdate.checkpointed, "server_control")
 
     def __init__(self, *, num_clients: int, server_learning_rate: float, **fedavg_args) -> None:
         require(

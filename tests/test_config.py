@@ -86,7 +86,7 @@ def test_option_composes_checks_and_instantiates(group, option, digits_parquet, 
     assert isinstance(plan.strategy, Strategy)
     assert callable(plan.engine.run)
     assert type(plan.privacy) is MECHANISMS[option if group == "privacy" else "none"]
-    plan.privacy.wrap(plan.strategy, plan.settings)
+    plan.privacy.wrap(plan.strategy, plan.settings, {})
 
     # +callbacks=NAME adds NAME to the default callbacks (choosing a default one again changes nothing)
     chosen = list(DEFAULT_CALLBACKS)
@@ -236,8 +236,9 @@ def test_the_embedded_default_is_the_documented_one():
     [
         ("+client.momentum=0.9",
          "client.momentum is not a fedsim setting; the client settings are: batch_size, eval_fraction, local_epochs, lr."),
-        ("+foo=1", "foo is not a fedsim setting; the top-level settings are: centralized_train_metrics, client, "
-                   "clients_per_round, drop_stragglers, eval_clients_per_round, method, num_clients, num_rounds, "
+        ("+checkpoint.at=3", "checkpoint.at is not a fedsim setting; the checkpoint settings are: every."),
+        ("+foo=1", "foo is not a fedsim setting; the top-level settings are: centralized_train_metrics, checkpoint, "
+                   "client, clients_per_round, drop_stragglers, eval_clients_per_round, method, num_clients, num_rounds, "
                    "quiet, seed, stop_on_divergence, stragglers, verbose."),
     ],
 )

@@ -27,6 +27,9 @@ class RunInfo:
         The option chosen in each config group, as written to ``choices.yaml``.
     quiet : bool
         Whether the run prints one line in all instead of its progress (sweeps).
+    resumed_after : int
+        The round of the checkpoint a resumed run continues after (``fedsim resume=``);
+        0 for a run from the start. The results files then hold the rounds up to it.
     """
 
     run_dir: Path
@@ -34,6 +37,7 @@ class RunInfo:
     config: dict = field(default_factory=dict)
     choices: dict = field(default_factory=dict)
     quiet: bool = False
+    resumed_after: int = 0
 
 
 @dataclass

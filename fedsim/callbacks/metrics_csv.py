@@ -14,8 +14,9 @@ class MetricsCSV(Callback):
         self._failures: FailuresWriter | None = None
 
     def on_run_start(self, run: RunInfo) -> None:
-        self._writer = MetricsWriter(run.run_dir)
-        self._failures = FailuresWriter(run.run_dir)
+        resumed = run.resumed_after > 0  # the files hold the rounds up to the checkpoint: go on after them
+        self._writer = MetricsWriter(run.run_dir, append=resumed)
+        self._failures = FailuresWriter(run.run_dir, append=resumed)
 
     def on_round_end(self, server_round: int, rows: list[Row], history: History) -> None:
         self._writer.write(rows)

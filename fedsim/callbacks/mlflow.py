@@ -22,6 +22,7 @@ from fedsim.config.checks import ConfigError, require
 
 DEFAULT_STORE = "mlflow.db"  # in the run folder, when tracking_uri is null
 ARTIFACTS_FOLDER = "mlartifacts"  # the default store's artifact root, beside it
+RUN_DIR_TAG = "fedsim.run_dir"  # the tag that names the run folder an MLflow run logs
 # MLflow's limits (mlflow.utils.validation), used if that module ever stops naming them.
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
@@ -41,7 +42,9 @@ class MLflow(Callback):
     config group as tags (``strategy``, ``dataset``, ...; also ``fedsim.run_dir``). After
     every round it logs the round's aggregate metrics (``centralized_accuracy``, ...) with
     the round as step (round 0 is the initial model). The run ends ``FINISHED``, or
-    ``FAILED`` when the fedsim run fails (``KILLED`` on Ctrl-C).
+    ``FAILED`` when the fedsim run fails (``KILLED`` on Ctrl-C). A resumed run
+    (``fedsim resume=``) goes on in the MLflow run of its folder; the rounds its first run
+    logged after the checkpoint are logged again, so their metric histories hold both.
 
     Param values longer than MLflow allows (6000 characters) are cut and end in ``...``;
     characters MLflow refuses in a key become ``_``. NaN metric values are logged (MLflow
@@ -105,7 +108,12 @@ class MLflow(Callback):
         artifacts = (run_dir / ARTIFACTS_FOLDER).as_uri() if default_store else None
         experiment_id = self._experiment_id(uri, artifacts)
         limits = _limits()
-        tags = {"fedsim.run_dir": str(run_dir), **{group: str(option) for group, option in run.choices.items()}}
+        if run.resumed_after:  # a resumed run goes on in the MLflow run of its folder, if it has one
+            self._run_id = self._run_of(experiment_id, run_dir)
+            if self._run_id is not None:
+                self._client.update_run(self._run_id, status="RUNNING")
+                return
+        tags = {RUN_DIR_TAG: str(run_dir), **{group: str(option) for group, option in run.choices.items()}}
         created = self._client.create_run(experiment_id, run_name=self.run_name or run_dir.name)
         self._run_id = created.info.run_id
         params = [
@@ -121,6 +129,11 @@ class MLflow(Callback):
         except BaseException as error:  # the run will not call on_run_end for a start that failed
             self.on_run_end(run, History(), error)
             raise
+
+    def _run_of(self, experiment_id: str, run_dir: Path) -> str | None:
+        """The id of the MLflow run that logs the fedsim run in ``run_dir``, if there is one."""
+        found = self._client.search_runs([experiment_id], filter_string=f"tags.`{RUN_DIR_TAG}` = '{run_dir}'")
+        return found[0].info.run_id if found else None
 
     def _experiment_id(self, uri: str, artifact_location: str | None) -> str:
         """The id of the experiment named ``experiment_name``, created if needed."""

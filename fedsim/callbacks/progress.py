@@ -33,6 +33,8 @@ class Progress(Callback):
     def on_run_start(self, run: RunInfo) -> None:
         self.num_rounds, self.quiet = run.num_rounds, run.quiet
         self._started = time.perf_counter()
+        if run.resumed_after and not self.quiet:
+            self.console.print(f"resuming after round {run.resumed_after} of {run.num_rounds}, from its checkpoint")
 
     def on_round_end(self, server_round: int, rows: list[Row], history: History) -> None:
         if self.quiet:

@@ -25,7 +25,9 @@ class TensorBoard(Callback):
     def on_run_start(self, run: RunInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(log_dir=str(Path(run.run_dir) / self.log_dir))
+        # A resumed run drops the events its first run wrote after the checkpoint's round.
+        purge_step = run.resumed_after + 1 if run.resumed_after else None
+        self._writer = SummaryWriter(log_dir=str(Path(run.run_dir) / self.log_dir), purge_step=purge_step)
 
     def on_round_end(self, server_round: int, rows: list[Row], history: History) -> None:
         for key, value in history.rounds[server_round].items():

@@ -25,6 +25,11 @@ class ClientConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every: int = MISSING
+
+
+@dataclass
 class Config:
     """Types of the top-level settings; their values are stated in conf/config.yaml."""
 
@@ -40,6 +45,7 @@ class Config:
     verbose: bool = MISSING
     quiet: bool | None = MISSING
     stop_on_divergence: bool = MISSING
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     dataset: Any = MISSING
     partitioner: Any = MISSING
     model: Any = MISSING

@@ -1,6 +1,8 @@
 """Fashion-MNIST from the IDX files of the Debian package, or from the Hugging Face hub."""
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import datasets
@@ -20,14 +22,27 @@ IDX_FILES = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array stored in a gzipped IDX file (magic: two zero bytes, type code, rank)."""
-    with gzip.open(path, "rb") as file:
-        raw = file.read()
-    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    """The array stored in a gzipped IDX file (magic: two zero bytes, type code, rank).
+
+    A file that is truncated, not gzip, or shorter than its header says raises a
+    ValueError naming it.
+    """
+    try:
+        with gzip.open(path, "rb") as file:
+            raw = file.read()
+    except (OSError, EOFError, zlib.error) as error:  # a truncated gzip stream raises EOFError
+        raise ValueError(f"'{path}' is not a complete gzip file ({error})") from error
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ValueError(f"'{path}' is not an IDX file of unsigned bytes")
     rank = raw[3]
+    offset = 4 + 4 * rank
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(shape)
+    if len(raw) != offset + math.prod(shape):
+        raise ValueError(
+            f"'{path}' has {len(raw) - offset} bytes of data, not the {math.prod(shape)} its header announces "
+            f"(shape {shape})"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
 def images_dataset(images: np.ndarray, labels: np.ndarray) -> datasets.Dataset:
@@ -80,10 +95,17 @@ def load_fashion_mnist(
     check_normalization(mean, std)
     folder = Path(directory)
     if all((folder / name).is_file() for pair in IDX_FILES.values() for name in pair):
-        splits = {
-            split: images_dataset(read_idx(folder / images), read_idx(folder / labels))
-            for split, (images, labels) in IDX_FILES.items()
-        }
+        try:
+            arrays = {
+                split: (read_idx(folder / images), read_idx(folder / labels))
+                for split, (images, labels) in IDX_FILES.items()
+            }
+        except ValueError as error:
+            raise ConfigError(
+                f"dataset.directory: {error}; reinstall the Debian package {DEBIAN_PACKAGE} "
+                f"(apt-get install --reinstall {DEBIAN_PACKAGE}) or point dataset.directory at a complete copy."
+            ) from error
+        splits = {split: images_dataset(*pair) for split, pair in arrays.items()}
         return FederatedData(
             train=splits["train"],
             test=splits["test"],

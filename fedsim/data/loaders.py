@@ -9,6 +9,7 @@ import numpy as np
 
 from fedsim.config.checks import ConfigError, require
 from fedsim.data.augmentation import RandomCropFlip
+from fedsim.data.columns import check_feature_columns, check_label_column
 from fedsim.data.dataset import FederatedData, features_array, infer_input_shape
 from fedsim.data.synthetic import generate_synthetic
 
@@ -171,25 +172,32 @@ def load_huggingface(
         raise ConfigError(
             f"dataset.train_split: '{path}' has no split '{train_split}'; it has {sorted(splits)}."
         )
+    has_test_split = test_split is not None and test_split in splits
+    loaded = [train_split, test_split] if has_test_split else [train_split]
+    wanted = [*feature_columns, label_column] + ([natural_id_column] if natural_id_column else [])
+    label_feature = splits[train_split].features.get(label_column)
+    declared = label_feature.num_classes if isinstance(label_feature, datasets.ClassLabel) else None
+    largest_label = -1
+    # Checked before any training reads a batch: a string or out-of-range label would
+    # otherwise fail deep inside the loss, or be cast to an integer without a word.
+    for split in loaded:
+        source = _describe_split(path, data_files, split)
+        missing = [column for column in wanted if column not in splits[split].column_names]
+        if missing:
+            raise ConfigError(
+                f"dataset: column(s) {missing} not in {source}; its columns are {splits[split].column_names}."
+            )
+        check_feature_columns(splits[split], list(feature_columns), source)
+        largest_label = max(largest_label, check_label_column(splits[split], label_column, declared, source))
+    num_classes = declared if declared is not None else largest_label + 1
+
     train = splits[train_split]
-    if test_split is not None and test_split in splits:
+    if has_test_split:
         test = splits[test_split]
     else:
         parts = train.train_test_split(test_size=test_fraction, seed=seed)
         train, test = parts["train"], parts["test"]
-
-    wanted = [*feature_columns, label_column] + ([natural_id_column] if natural_id_column else [])
-    missing = [column for column in wanted if column not in train.column_names]
-    if missing:
-        raise ConfigError(
-            f"dataset: column(s) {missing} not in '{path}'; its columns are {train.column_names}."
-        )
     first = features_array(train.with_format("numpy")[:1], list(feature_columns))[0]
-    label_feature = train.features[label_column]
-    if isinstance(label_feature, datasets.ClassLabel):
-        num_classes = label_feature.num_classes
-    else:
-        num_classes = int(max(max(train[label_column]), max(test[label_column]))) + 1
     input_shape = infer_input_shape(first)
     if mean is not None and len(mean) not in (1, input_shape[0]):
         raise ConfigError(
@@ -211,6 +219,14 @@ def load_huggingface(
         std=None if std is None else tuple(std),
         augmentation=RandomCropFlip() if augment else None,
     )
+
+
+def _describe_split(path: str, data_files: str | list | dict | None, split: str) -> str:
+    """How messages name one split of a dataset: its local file(s) when given, else the dataset and split."""
+    files = data_files.get(split) if isinstance(data_files, dict) else data_files
+    if files is None:
+        return f"'{path}' (split '{split}')"
+    return f"'{files}'" if isinstance(files, str) else str(list(files))
 
 
 def _check_local_files(data_files: str | list | dict | None) -> None:

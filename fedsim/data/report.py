@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fedsim.config import ConfigError, register_schemas
+from fedsim.config import ConfigError, register_schemas, require
 from fedsim.data.dataset import FederatedData
 
 MAX_TABLE_ROWS = 40
@@ -113,13 +113,25 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose("config", overrides=overrides)
 
 
+def check_output(path: Path) -> None:
+    """Raise ConfigError unless the heatmap file ``path`` ends in a figure format fedsim writes."""
+    from fedsim.plots import FIGURE_FORMATS
+
+    require(
+        path.suffix.lower() in FIGURE_FORMATS,
+        f"--output must end in {', '.join(FIGURE_FORMATS)} (got '{path}').",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fedsim-data`` console script."""
     from hydra.errors import HydraException
 
     parser = argparse.ArgumentParser(prog="fedsim-data", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for fedsim (partitioner=iid ...)")
-    parser.add_argument("--output", type=Path, default=Path("partitions.png"), help="heatmap file (PNG)")
+    parser.add_argument(
+        "--output", type=Path, default=Path("partitions.png"), help="heatmap file (.png, .pdf or .svg)"
+    )
     args = parser.parse_args(argv)
     # flwr-datasets warns at every redraw of a Dirichlet split; the table shows the outcome
     warnings.filterwarnings("ignore", category=UserWarning, module=r"flwr_datasets\.")
@@ -131,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from fedsim.plan import check_options
 
+        check_output(args.output)  # before the dataset is loaded and split, which can take a while
         check_options(cfg)
         report(cfg, args.output, " ".join(args.overrides) or "default config")
     except ConfigError as error:

@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
-from fedsim.config.checks import require
+from fedsim.config.checks import ConfigError, FedsimWarning, require
 from fedsim.flower_internals import ray_backend_class
 
 if TYPE_CHECKING:
@@ -46,7 +47,11 @@ class RayEngine:
         ``num_cpus`` (greater than 0) and ``num_gpus`` (at least 0, fractions share a
         GPU) reserved for each ClientApp actor.
     address : str | None
-        Address of a running Ray cluster to join; None starts a local Ray runtime.
+        Address of a running Ray cluster to join (``HOST:PORT``, ``ray://HOST:PORT``, or
+        ``auto``: the one ``ray start`` last started on this machine); ``local`` starts a
+        local Ray runtime; None joins the cluster of ``RAY_ADDRESS`` or of the last ``ray
+        start`` while it runs, else starts a local runtime. A cluster that does not answer
+        is a ``ConfigError`` before the run starts (see ``checked_init_args``).
     """
 
     def __init__(self, *, client_resources: dict[str, float], address: str | None) -> None:
@@ -72,7 +77,7 @@ class RayEngine:
 
         # Keep Ray's current behaviour (and silence its notice about changing it).
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-        init_args = {"address": self.address} if self.address else {}
+        init_args = checked_init_args(self.address)
         start_ray(init_args)
         notice_filter = _DropRunSimulationDeprecation()
         flwr_logger = logging.getLogger("flwr")
@@ -122,6 +127,126 @@ def start_ray(init_args: dict) -> None:
     _started_with = dict(init_args)
     if local:
         _watch_ray_processes()
+
+
+# Seconds a Ray cluster may take to answer fedsim's first request: ray.init would wait
+# minutes for one that is not there, retrying every few seconds.
+PROBE_SECONDS = 3.0
+RAY_CLIENT_PORT = 10001  # the port of a ray://HOST address without one, as Ray's client takes it
+
+
+def checked_init_args(address: str | None) -> dict[str, str]:
+    """The address arguments of ``ray.init`` for ``engine.address``, once the cluster it joins is known to answer.
+
+    The cluster is the one ``ray.init`` would join (see ``_cluster_to_join``); it must
+    answer one request within ``PROBE_SECONDS`` (see ``_why_silent``), else ``ConfigError``
+    names the address and where it came from. Without an address, a cluster file whose
+    cluster is gone is ignored with a warning: a local runtime starts, as with no file.
+    """
+    if address == "local":
+        return {"address": "local"}
+    target, source, cluster_file = _cluster_to_join(address)
+    joined = {} if address is None else {"address": address}
+    silent = None if target in (None, "local") else _why_silent(target, source)
+    if silent is None:
+        return joined
+    left_behind = "a `ray start` whose cluster ended without `ray stop` leaves it"
+    if address is None and cluster_file is not None:
+        warnings.warn(
+            f"ignoring Ray's cluster file {cluster_file}, which records {target}: {silent} ({left_behind}); "
+            "starting a local Ray runtime.",
+            FedsimWarning,
+            stacklevel=2,
+        )
+        return {"address": "local"}
+    if cluster_file is not None:
+        remedy = f"delete {cluster_file} if that cluster is gone ({left_behind}), or start it again"
+    else:
+        remedy = "start it or give the address of a running one"
+    raise ConfigError(
+        f"{source}: {silent}; {remedy}, or leave engine.address null (and RAY_ADDRESS unset) "
+        "to start a local Ray runtime."
+    )
+
+
+def _cluster_to_join(address: str | None) -> tuple[str | None, str, str | None]:
+    """The cluster ``ray.init(address=address)`` joins: its address (None: none, a local runtime starts),
+    the setting that names it in words, and the cluster file it was read from, if it was.
+
+    As Ray decides it: ``address`` itself; for None or ``auto``, ``RAY_ADDRESS``, else the
+    address in Ray's cluster file (``/tmp/ray/ray_current_cluster``, under ``RAY_TMPDIR``
+    when set), which ``ray start`` writes and a crashed cluster leaves behind; for
+    ``auto`` only, else any Ray cluster running on this machine, and none is a ``ConfigError``.
+    """
+    from ray._common.utils import get_ray_address_file
+    from ray._private import services
+
+    if address is not None and address != "auto":
+        return address, f"engine.address={address}", None
+    joins = "engine.address=auto joins " if address else ""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"], f"{joins}RAY_ADDRESS={os.environ['RAY_ADDRESS']}", None
+    recorded = services.find_bootstrap_address(None)
+    if recorded:
+        cluster_file = get_ray_address_file(None)
+        return recorded, f"{joins}{recorded}, the address Ray's cluster file {cluster_file} records", cluster_file
+    if address is None:
+        return None, "", None
+    running = sorted(services.find_gcs_addresses())
+    if running:
+        return running[0], f"{joins}{running[0]}, a Ray cluster running on this machine", None
+    raise ConfigError(
+        "engine.address=auto found no Ray cluster on this machine (none started by `ray start`, no RAY_ADDRESS); "
+        "start one with `ray start --head`, give a cluster's HOST:PORT, or leave engine.address null "
+        "to start a local Ray runtime."
+    )
+
+
+def _why_silent(address: str, source: str) -> str | None:
+    """None when a Ray cluster answers at ``address`` (named by ``source``) within ``PROBE_SECONDS``, else why not.
+
+    A ``HOST:PORT`` address is a cluster's GCS, asked for its cluster id (Ray resolves
+    127.0.0.1 to this machine's address first, and so does this); a ``ray://HOST[:PORT]``
+    one is a Ray Client server, pinged. An address Ray cannot read is a ``ConfigError``
+    naming ``source``.
+    """
+    import grpc
+    from ray._common.network_utils import build_address, parse_address
+    from ray._private import services
+    from ray.core.generated import (
+        gcs_service_pb2,
+        gcs_service_pb2_grpc,
+        ray_client_pb2,
+        ray_client_pb2_grpc,
+    )
+
+    scheme, _, rest = address.rpartition("://")
+    parsed = parse_address(rest) or ((rest, RAY_CLIENT_PORT) if scheme else None)
+    try:
+        host, port = parsed[0], int(parsed[1])
+        if not scheme:
+            host = services.resolve_ip_for_localhost(host)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: not a Ray address; give HOST:PORT, ray://HOST:PORT, auto or local."
+        ) from None
+    with grpc.insecure_channel(build_address(host, port)) as channel:
+        try:
+            if scheme:
+                ray_client_pb2_grpc.RayletDriverStub(channel).ClusterInfo(
+                    ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING), timeout=PROBE_SECONDS
+                )
+            else:
+                gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                    gcs_service_pb2.GetClusterIdRequest(), timeout=PROBE_SECONDS
+                )
+        except grpc.RpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return f"no Ray cluster answers there within {PROBE_SECONDS:g} s"
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return "what answers there is not a Ray cluster"
+            # Anything else (a token the cluster asks for, ...) came from Ray: ray.init tells the rest.
+    return None
 
 
 def _starts_local_runtime(address: str | None) -> bool:

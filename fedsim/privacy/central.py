@@ -101,6 +101,8 @@ class CentralAccountant(StrategyWrapper):
         Seed of the noise.
     """
 
+    checkpointed = ("history",)  # server state between rounds (fedsim.checkpoint)
+
     def __init__(
         self, strategy: Strategy, noise_multiplier: float, sample_rate: float, delta: float, accountant: str, seed: int
     ) -> None:
@@ -188,7 +190,7 @@ class CentralDP(PrivacyMechanism):
         wrapper = getattr(flower, self.wrappers[self.side])
         return wrapper(strategy, float(self.noise_multiplier), self.clipping_norm, clients_per_round)
 
-    def wrap(self, strategy, settings):
+    def wrap(self, strategy, settings, node_partitions):
         dp = self.flower_wrapper(strategy, settings.clients_per_round)
         return CentralAccountant(
             dp, float(self.noise_multiplier), settings.sample_rate, self.target_delta, self.accountant, settings.seed

@@ -17,11 +17,14 @@ class ClientEpsilons(StrategyWrapper):
     round keeps the epsilon of its last round, so over the clients that have trained
     so far the aggregate ``epsilon`` is the largest (the run's guarantee: every
     client's data is protected at least this well) and ``epsilon_mean`` the mean.
-    Clients are told apart by node id.
+    Clients are told apart by partition id.
     """
 
-    def __init__(self, strategy: Strategy) -> None:
+    checkpointed = ("epsilons",)  # server state between rounds (fedsim.checkpoint)
+
+    def __init__(self, strategy: Strategy, node_partitions: dict[int, int]) -> None:
         super().__init__(strategy)
+        self.node_partitions = node_partitions
         self.epsilons: dict[int, float] = {}
 
     def aggregate_train(
@@ -33,7 +36,7 @@ class ClientEpsilons(StrategyWrapper):
                 continue
             for record in reply.content.metric_records.values():
                 if EPSILON_METRIC in record:
-                    self.epsilons[reply.metadata.src_node_id] = float(record[EPSILON_METRIC])
+                    self.epsilons[self.node_partitions[reply.metadata.src_node_id]] = float(record[EPSILON_METRIC])
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if not self.epsilons:
             return arrays, metrics

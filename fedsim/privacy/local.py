@@ -278,5 +278,5 @@ class LocalDP(PrivacyMechanism):
         )
         return settings.to_config()
 
-    def wrap(self, strategy, settings):
-        return ClientEpsilons(strategy)
+    def wrap(self, strategy, settings, node_partitions):
+        return ClientEpsilons(strategy, node_partitions)

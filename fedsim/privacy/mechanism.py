@@ -29,8 +29,8 @@ class PrivacyMechanism:
         """What every training message carries for this mechanism (clients read it)."""
         return {}
 
-    def wrap(self, strategy: Strategy, settings: "RunSettings") -> Strategy:
-        """``strategy`` with this mechanism's server-side wrappers."""
+    def wrap(self, strategy: Strategy, settings: "RunSettings", node_partitions: dict[int, int]) -> Strategy:
+        """``strategy`` with this mechanism's server-side wrappers (``node_partitions``: partition id of every node id)."""
         return strategy
 
 
