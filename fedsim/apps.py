@@ -77,7 +77,7 @@ def build_client_app(federation: FederationSpec, model_factory: ModelFactory) ->
         model = shared_model(model_factory)
         half.load(model)
         metrics = half.start(model)
-        metrics |= half.train(model, half.correct_gradients)
+        metrics |= half.train(model, half.correct_gradients, half.correct_weights)
         metrics["num-examples"] = len(half.data.train_y)
         metrics["local-epochs"] = float(half.config["local-epochs"])
         extra = half.finish(model, metrics)
@@ -161,7 +161,7 @@ def build_server_app(plan: "RunPlan", run: RunInfo, resume: Checkpoint | None = 
                 arrays,
                 first_round=first_round,
                 num_rounds=settings.num_rounds,
-                train_config=plan.train_config(),
+                train_config=plan.train_config,
                 evaluate_config=plan.evaluate_config(),
                 evaluate_fn=plan.evaluate_centrally,
                 after_round=save_checkpoint,

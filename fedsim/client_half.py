@@ -2,9 +2,12 @@
 
 An algorithm such as FedProx or SCAFFOLD changes both the server's aggregation (a
 Flower ``Strategy``) and the client's local objective. The client half reads what the
-server sent in the Message, corrects the local gradients, keeps state that must outlive
-a round in the node's ``Context.state`` (never in globals, so it works on every engine),
-and adds records to the reply.
+server sent in the Message, corrects the local gradients before each optimizer step or
+the weights after it, keeps state that must outlive a round in the node's
+``Context.state`` (never in globals, so it works on every engine), and adds records to
+the reply. Every half trains with the optimizer the message names (``fedsim.optimizers``);
+a half that works only with some optimizers says so in ``check_optimizer``, which the
+run plan calls before training.
 
 A strategy names its client half with a ``client_half`` class attribute (plain
 training when it has none); the server sends the half's class path in every message
@@ -20,8 +23,9 @@ from hydra.utils import get_class
 from torch import nn
 
 from fedsim.data import ClientData
+from fedsim.optimizers import OPTIMIZER_STATE_KEY, ClientOptimizer
 from fedsim.resident import load_weights
-from fedsim.training import Augmentation, GradientCorrection, TrainingRecipe, evaluate, train
+from fedsim.training import Augmentation, GradientCorrection, TrainingRecipe, WeightCorrection, evaluate, train
 
 # Keys every message's config record carries besides the training recipe.
 CLIENT_HALF_KEY = "client-half"  # the class path of the strategy's client half
@@ -32,8 +36,9 @@ class ClientHalf:
     """Plain local training (FedAvg's client); the base of every client half.
 
     One instance handles one message. For a training message the client calls
-    ``load`` -> ``start`` -> ``train`` (which calls ``correct_gradients`` at every SGD
-    step) -> ``finish``; for an evaluation message ``load`` -> ``evaluate``.
+    ``load`` -> ``start`` -> ``train`` (which calls ``correct_gradients`` before and
+    ``correct_weights`` after every optimizer step) -> ``finish``; for an evaluation
+    message ``load`` -> ``evaluate``.
 
     Parameters
     ----------
@@ -59,9 +64,18 @@ class ClientHalf:
         self.seed = seed
         self.augment = augment
 
+    @classmethod
+    def check_optimizer(cls, optimizer: ClientOptimizer) -> None:
+        """Raise ConfigError (one sentence) if this half cannot train with ``optimizer``; every one by default."""
+
     @property
     def config(self) -> ConfigRecord:
         return self.message.content["config"]
+
+    @property
+    def recipe(self) -> TrainingRecipe:
+        """How the message asks the client to train."""
+        return TrainingRecipe.from_config(self.config)
 
     def load(self, model: nn.Module) -> None:
         """Put the global weights of the message into ``model``."""
@@ -71,28 +85,45 @@ class ClientHalf:
         """Prepare local training; return metrics to report (none by default)."""
         return {}
 
-    def train(self, model: nn.Module, correct_gradients: GradientCorrection | None) -> dict[str, float]:
+    def train(
+        self,
+        model: nn.Module,
+        correct_gradients: GradientCorrection | None,
+        correct_weights: WeightCorrection | None = None,
+        optimizer_state_key: str = OPTIMIZER_STATE_KEY,
+    ) -> dict[str, float]:
         """Train ``model`` on the local training data as the message's recipe says.
 
-        Every model a client half trains goes through here, so local DP-SGD (and its
-        accountant in the node's state) and augmentation apply to all of them.
+        Every model a client half trains goes through here, so the optimizer, local
+        DP-SGD (and its accountant in the node's state) and augmentation apply to all
+        of them. A half that trains several models gives each its own
+        ``optimizer_state_key``, under which ``optimizer.keep_state`` keeps its state.
         """
         return train(
             model,
             self.data.train_x,
             self.data.train_y,
-            TrainingRecipe.from_config(self.config),
+            self.recipe,
             seed=self.seed,
             state=self.state,
             correct_gradients=correct_gradients,
+            correct_weights=correct_weights,
             augment=self.augment,
+            optimizer_state_key=optimizer_state_key,
         )
 
     def correct_gradients(
         self, parameters: Sequence[torch.Tensor], gradients: Sequence[torch.Tensor]
     ) -> Sequence[torch.Tensor]:
-        """Adjust a minibatch's gradients before the SGD step (unchanged by default)."""
+        """Adjust a minibatch's gradients before the optimizer's step (unchanged by default).
+
+        The optimizer (momentum, Adam's moments) sees the corrected gradients: the place
+        for terms of the local objective.
+        """
         return gradients
+
+    def correct_weights(self, parameters: Sequence[torch.Tensor], lr: float) -> None:
+        """Move the weights in place after each optimizer step at learning rate ``lr`` (nothing by default)."""
 
     def finish(self, model: nn.Module, metrics: dict[str, float]) -> dict[str, ArrayRecord]:
         """After local training: update state, return extra ArrayRecords for the reply."""

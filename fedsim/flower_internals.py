@@ -28,10 +28,14 @@ __all__ = [
     "Run",
     "check_and_log_replies",
     "compute_adaptive_clip_model_update",
+    "compute_delta_and_h",
     "create_run",
     "fill_numpy_array_fields",
+    "get_local_weights",
+    "get_train_loss",
     "partition_indices",
     "ray_backend_class",
+    "select_multikrum",
     "set_message_id",
     "set_task_identity",
     "validate_message_reply_consistency",
@@ -115,6 +119,17 @@ def check_and_log_replies(
     return strategy._check_and_log_replies(  # pylint: disable=protected-access
         replies, is_train=is_train, validate=validate
     )
+
+
+# --- Aggregation steps (strategies/qfedavg.py, strategies/robust.py) --------------------
+# fedsim's q-FedAvg and Multi-Krum weight the clients by ``strategy.weighting``; Flower's
+# aggregate_train weights them its own way in one piece, so fedsim's versions rebuild it
+# from Flower's module-level steps: q-FedAvg's Delta_k and h_k of one reply
+# (``compute_delta_and_h``, with ``get_local_weights`` and ``get_train_loss`` reading the
+# reply), Multi-Krum's choice of replies (``select_multikrum``). The modules do not export
+# them. Checked against flwr 1.42.
+from flwr.serverapp.strategy.multikrum import select_multikrum
+from flwr.serverapp.strategy.qfedavg import compute_delta_and_h, get_local_weights, get_train_loss
 
 
 # --- Differential privacy (fedsim/privacy/central.py) -----------------------------------

@@ -1,8 +1,9 @@
 """The run plan: a composed config resolved and checked once, before any engine starts.
 
 ``build_plan`` turns the config into the objects a run needs: the checked run-wide
-settings, the description of the federation's data, the model factory, the privacy
-mechanism (its noise settled), the configured strategy, the callbacks and the engine.
+settings, the description of the federation's data, the model factory, the clients'
+optimizer and learning-rate schedule, the privacy mechanism (its noise settled), the
+configured strategy, the callbacks and the engine.
 Every option is checked against its target's signature and by its target; nothing is
 checked or built again later. The ServerApp and ClientApp are built from the plan;
 what crosses to Ray actors and worker processes is the small, picklable
@@ -20,13 +21,15 @@ from omegaconf import DictConfig
 
 from fedsim.apps import build_client_app
 from fedsim.callbacks.base import Callback, History
-from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, client_half_path
+from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, client_half_class, client_half_path
 from fedsim.config import GROUPS, CheckpointConfig, ClientConfig, Config, ConfigError
 from fedsim.config.options import check_option, settings_of, target_of
 from fedsim.data import Federation
 from fedsim.data.spec import FederationSpec
 from fedsim.instantiate import build
+from fedsim.lr_schedules import LearningRateSchedule
 from fedsim.models.building import ModelFactory
+from fedsim.optimizers import ClientOptimizer
 from fedsim.privacy.mechanism import PrivacyMechanism
 from fedsim.resident import load_weights
 from fedsim.sampling import SeededSampling
@@ -37,17 +40,19 @@ from fedsim.training import TrainingRecipe, evaluate
 # Parameters fedsim passes at run time; a config must not set them.
 RUNTIME = {
     "model": ("input_shape", "num_classes"),
+    "lr_schedule": ("lr", "num_rounds"),
     "strategy": (
         "fraction_train", "fraction_evaluate", "min_train_nodes", "min_evaluate_nodes", "min_available_nodes",
-        "arrayrecord_key", "configrecord_key", "num_clients", "clients_per_round",
+        "arrayrecord_key", "configrecord_key", "weighted_by_key", "num_clients", "clients_per_round",
     ),
 }
 # fedsim draws each round's clients itself (SeededSampling) and shows the strategy only
 # those, so the strategy takes every node it is shown; its messages use the record names
-# fedsim's ClientApp reads.
+# fedsim's ClientApp reads. Metrics are averaged over examples (every reply reports
+# num-examples); how clients' models are averaged is strategy.weighting.
 STRATEGY_RUNTIME = dict(
     fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1,
-    arrayrecord_key="arrays", configrecord_key="config",
+    arrayrecord_key="arrays", configrecord_key="config", weighted_by_key="num-examples",
 )
 
 
@@ -65,6 +70,8 @@ class RunPlan:
     federation: Federation
     model_factory: ModelFactory
     model: torch.nn.Module
+    optimizer: ClientOptimizer
+    lr_schedule: LearningRateSchedule
     privacy: PrivacyMechanism
     strategy: Strategy
     callbacks: list[Callback]
@@ -77,18 +84,23 @@ class RunPlan:
         self._test = self.federation.test_tensors()
         self._train = data.to_tensors(data.train) if self.settings.centralized_train_metrics else None
 
-    @property
-    def recipe(self) -> TrainingRecipe:
-        """How clients train by default (stragglers get fewer epochs in their messages)."""
+    def recipe(self, server_round: int) -> TrainingRecipe:
+        """How clients train in ``server_round``: the schedule's learning rate (stragglers get fewer epochs)."""
         client = self.settings.client
-        return TrainingRecipe(epochs=client.local_epochs, batch_size=client.batch_size, lr=client.lr)
+        return TrainingRecipe(
+            epochs=client.local_epochs,
+            batch_size=client.batch_size,
+            lr=self.lr_schedule.lr_at(server_round),
+            optimizer=self.optimizer,
+        )
 
     def _common_config(self) -> dict:
         return {SEED_KEY: self.settings.seed, CLIENT_HALF_KEY: client_half_path(self.strategy)}
 
-    def train_config(self) -> ConfigRecord:
-        """What every training message carries: the recipe, the privacy mechanism's settings, the seed, the client half."""
-        return ConfigRecord(self.recipe.to_config() | self.privacy.train_config() | self._common_config())
+    def train_config(self, server_round: int) -> ConfigRecord:
+        """What the training messages of ``server_round`` carry: recipe, privacy settings, seed, client half."""
+        recipe = self.recipe(server_round)
+        return ConfigRecord(recipe.to_config() | self.privacy.train_config() | self._common_config())
 
     def evaluate_config(self) -> ConfigRecord:
         """What every federated-evaluation message carries: the seed and the client half."""
@@ -155,6 +167,10 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
     data = federation.data
     model_factory = ModelFactory.from_config(cfg.model, data.input_shape, data.num_classes, settings.seed)
     model = model_factory.build_checked(data.input_dtype)
+    optimizer = build(cfg.optimizer)
+    lr_schedule = build(cfg.lr_schedule, lr=settings.client.lr, num_rounds=settings.num_rounds)
+    strategy = build_strategy(cfg.strategy, settings)
+    client_half_class(client_half_path(strategy)).check_optimizer(optimizer)
     privacy = build(cfg.privacy)
     privacy.prepare(settings, federation, model)
     callbacks = [build(node) for node in (cfg.callbacks or {}).values()]
@@ -166,8 +182,10 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
         federation=federation,
         model_factory=model_factory,
         model=model,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
         privacy=privacy,
-        strategy=build_strategy(cfg.strategy, settings),
+        strategy=strategy,
         callbacks=callbacks,
         engine=build(cfg.engine),
     )

@@ -14,6 +14,7 @@ from flwr.serverapp.strategy import Strategy
 from fedsim.callbacks.base import Callback, Failure, History, Row
 from fedsim.divergence import NONFINITE_WEIGHTS, nonfinite_count
 from fedsim.strategy_wrapper import StrategyWrapper
+from fedsim.training import LR_KEY
 
 
 def content_bytes(content: RecordDict) -> int:
@@ -39,7 +40,8 @@ class RoundRecorder(StrategyWrapper):
     global model on the server with ``evaluate_fn`` and then ends the round. Besides
     every client's metrics and the strategy's aggregates it records, per stage, the
     clients sent a message, the partitions that failed (a ``failed`` row each, and their
-    reasons in ``history.failures``) and the array bytes sent down and up. When the new
+    reasons in ``history.failures``), the array bytes sent down and up, and the learning
+    rate the training messages carry (the ``train`` stage's ``lr``). When the new
     global model holds NaN or infinite values it records their count (a ``system``
     ``train_nonfinite_weights`` row; see ``fedsim.divergence``). At the end of a round
     the callbacks that add metrics run first, then the round's aggregates enter
@@ -131,6 +133,8 @@ class RoundRecorder(StrategyWrapper):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._round_started = time.perf_counter()
+        if LR_KEY in config:  # the round's learning rate, as the server sends it
+            self._rows.append((server_round, "train", None, "lr", float(config[LR_KEY])))
         return self._record_sent(
             server_round, "train", self.strategy.configure_train(server_round, arrays, config, grid)
         )
@@ -174,7 +178,7 @@ class RoundRecorder(StrategyWrapper):
         *,
         first_round: int,
         num_rounds: int,
-        train_config: ConfigRecord,
+        train_config: Callable[[int], ConfigRecord],
         evaluate_config: ConfigRecord,
         evaluate_fn: Callable[[int, ArrayRecord], MetricRecord],
         after_round: Callable[[int, ArrayRecord], None],
@@ -186,13 +190,14 @@ class RoundRecorder(StrategyWrapper):
         centralized evaluation) on this strategy's hooks; a run that starts at round 1
         first evaluates the initial model (round 0). ``after_round`` sees every finished
         round's global arrays (checkpoints). Unlike ``start``, it can begin at a later
-        round: a resumed run continues after its checkpoint's round.
+        round: a resumed run continues after its checkpoint's round. ``train_config(round)``
+        is what the round's training messages carry (its learning rate under a schedule).
         """
         if first_round == 1:
             self.evaluate(0, arrays, evaluate_fn)
         for server_round in range(first_round, num_rounds + 1):
             log(INFO, "[ROUND %s/%s]", server_round, num_rounds)
-            messages = self.configure_train(server_round, arrays, train_config, grid)
+            messages = self.configure_train(server_round, arrays, train_config(server_round), grid)
             new_arrays, _ = self.aggregate_train(server_round, grid.send_and_receive(messages, timeout=timeout))
             if new_arrays is not None:
                 arrays = new_arrays

@@ -482,6 +482,23 @@ def config_keys(frame: pd.DataFrame) -> list[str]:
 
 # The round observers every run had before they became the ``callbacks`` config group.
 FORMER_CALLBACKS = "progress,metrics_csv,fairness"
+# How clients trained before the ``optimizer`` and ``lr_schedule`` groups: plain SGD at client.lr in every round.
+FORMER_OPTIMIZER = {
+    "optimizer": "sgd", "optimizer._target_": "fedsim.optimizers.SGD", "optimizer.momentum": 0.0,
+    "optimizer.dampening": 0.0, "optimizer.nesterov": False, "optimizer.weight_decay": 0.0,
+    "optimizer.keep_state": False, "lr_schedule": "constant", "lr_schedule._target_": "fedsim.lr_schedules.Constant",
+}
+
+# How each strategy averaged its clients' models before ``strategy.weighting`` (by _target_; the others weight none).
+FORMER_WEIGHTING = {
+    target: "examples"
+    for target in (
+        "flwr.serverapp.strategy.FedAvg", "strategies.fedprox.FedProx", "strategies.fedopt.FedAvgM",
+        "strategies.fedopt.FedAdagrad", "strategies.fedopt.FedAdam", "strategies.fedopt.FedYogi",
+        "strategies.scaffold.Scaffold", "strategies.fednova.FedNova", "strategies.fedbn.FedBN",
+        "strategies.ditto.Ditto", "strategies.robust.MultiKrum",
+    )
+} | {"strategies.feddyn.FedDyn": "uniform", "strategies.qfedavg.QFedAvg": "uniform"}
 
 
 def upgrade_columns(columns: dict[str, object]) -> dict[str, object]:
@@ -489,7 +506,10 @@ def upgrade_columns(columns: dict[str, object]) -> dict[str, object]:
 
     ``privacy.mechanism`` named the privacy option (today the ``privacy`` column and
     ``privacy._target_``); the ``logger`` group became a callback next to the observers
-    every run had; ``strategy.num_clients`` is no longer a setting (it is ``num_clients``).
+    every run had; ``strategy.num_clients`` is no longer a setting (it is ``num_clients``);
+    a run from before the ``optimizer`` group trained with plain SGD at a constant rate;
+    one from before ``strategy.weighting`` averaged as its strategy's default does today
+    (unless it weighted by another key, ``strategy.weighted_by_key``).
     """
     columns = dict(columns)
     mechanism = columns.pop("privacy.mechanism", None)
@@ -503,6 +523,11 @@ def upgrade_columns(columns: dict[str, object]) -> dict[str, object]:
         if key != "logger._target_":  # the logger classes are gone; the callback's target is today's
             columns.setdefault(f"callbacks.{logger}.{key.removeprefix('logger.')}", value)
     columns.pop("strategy.num_clients", None)
+    if "client.lr" in columns and "optimizer._target_" not in columns:
+        columns = FORMER_OPTIMIZER | columns
+    former = FORMER_WEIGHTING.get(str(columns.get("strategy._target_")))
+    if former is not None and "strategy.weighted_by_key" not in columns:
+        columns.setdefault("strategy.weighting", former)
     return columns
 
 

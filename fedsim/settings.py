@@ -24,8 +24,9 @@ class ClientSettings:
             math.isfinite(self.lr) and self.lr > 0, f"client.lr must be greater than 0 and finite (got {self.lr})."
         )
         require(
-            0 < self.eval_fraction < 1,
-            f"client.eval_fraction must be strictly between 0 and 1 (got {self.eval_fraction}).",
+            0 <= self.eval_fraction < 1,
+            f"client.eval_fraction must be at least 0 and below 1, where 0 trains on whole partitions "
+            f"(got {self.eval_fraction}).",
         )
 
 
@@ -60,6 +61,11 @@ class RunSettings:
             0 <= self.eval_clients_per_round <= self.num_clients,
             f"eval_clients_per_round must be between 0 and num_clients={self.num_clients} "
             f"(got {self.eval_clients_per_round}).",
+        )
+        require(
+            self.client.eval_fraction > 0 or self.eval_clients_per_round == 0,
+            f"client.eval_fraction=0 keeps no examples for federated evaluation, so it needs "
+            f"eval_clients_per_round=0 (got {self.eval_clients_per_round}).",
         )
         require(0 <= self.stragglers <= 1, f"stragglers must be a fraction in [0, 1] (got {self.stragglers}).")
         require(

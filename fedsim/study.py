@@ -11,8 +11,10 @@ import yaml
 def run_study(runs: Mapping[str, Sequence[str]], runs_dir: Path, jobs: int = 2) -> None:
     """Run every ``name -> overrides`` into ``runs_dir/name``, ``jobs`` at a time.
 
-    A run whose ``status.yaml`` says completed is skipped, so a study can be stopped
-    and resumed. Each worker process uses one torch thread.
+    A run whose ``status.yaml`` says completed is skipped; any other run that started
+    goes on after its last checkpoint (``checkpoint.every``; as ``fedsim resume=`` does,
+    refused under other versions than it ran under), so a study can be stopped, even
+    killed, and resumed. Each worker process uses one torch thread.
     """
     names = list(runs)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -26,6 +28,7 @@ def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
 
     from fedsim.compose import compose
     from fedsim.runner import run
+    from fedsim.versions import check_versions
 
     torch.set_num_threads(1)
     run_dir = runs_dir / name
@@ -33,7 +36,8 @@ def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
     if status.is_file() and (yaml.safe_load(status.read_text()) or {}).get("status") == "completed":
         return f"{name}: already done"
     cfg, choices = compose(*overrides)
-    summary = run(cfg, run_dir, choices, quiet=True)
+    check_versions(run_dir, force=False)  # a run that started: go on only under the versions it ran under
+    summary = run(cfg, run_dir, choices, quiet=True, resume=True)  # from its checkpoint, if it has one
     accuracy = summary.final.get("centralized_accuracy", float("nan"))
     return f"{name}: test accuracy {accuracy:.4f} in {summary.seconds:.0f} s"
 

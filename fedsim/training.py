@@ -9,10 +9,13 @@ from flwr.app import ConfigRecord, RecordDict
 from torch import nn
 from torch.nn import functional as F
 
+from fedsim.optimizers import OPTIMIZER_STATE_KEY, ClientOptimizer
+
 if TYPE_CHECKING:
     from fedsim.privacy.local import DPSGD
 
 GradientCorrection = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]]
+WeightCorrection = Callable[[Sequence[torch.Tensor], float], None]
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 LR_KEY, EPOCHS_KEY, BATCH_SIZE_KEY = "lr", "local-epochs", "batch-size"
@@ -25,14 +28,17 @@ class TrainingRecipe:
     Attributes
     ----------
     epochs, batch_size, lr : int, int, float
-        Local epochs, minibatch size and SGD learning rate.
+        Local epochs, minibatch size and the round's learning rate.
+    optimizer : ClientOptimizer
+        The optimizer and its hyperparameters (``fedsim.optimizers``).
     dp : DPSGD | None
-        Local differential privacy (Opacus DP-SGD) settings, or None for plain SGD.
+        Local differential privacy (Opacus DP-SGD) settings, or None for non-private training.
     """
 
     epochs: int
     batch_size: int
     lr: float
+    optimizer: ClientOptimizer
     dp: "DPSGD | None" = None
 
     @classmethod
@@ -43,13 +49,14 @@ class TrainingRecipe:
             epochs=int(config[EPOCHS_KEY]),
             batch_size=int(config[BATCH_SIZE_KEY]),
             lr=float(config[LR_KEY]),
+            optimizer=ClientOptimizer.from_config(config),
             dp=DPSGD.from_config(config),
         )
 
-    def to_config(self) -> dict[str, int | float | str | bool]:
+    def to_config(self) -> dict[str, int | float | str | bool | list[float]]:
         """The config-record entries that describe this recipe."""
         entries = {LR_KEY: self.lr, EPOCHS_KEY: self.epochs, BATCH_SIZE_KEY: self.batch_size}
-        return entries | (self.dp.to_config() if self.dp is not None else {})
+        return entries | self.optimizer.to_config() | (self.dp.to_config() if self.dp is not None else {})
 
 
 def train(
@@ -61,22 +68,27 @@ def train(
     seed: int,
     state: RecordDict,
     correct_gradients: GradientCorrection | None = None,
+    correct_weights: WeightCorrection | None = None,
     augment: Augmentation | None = None,
+    optimizer_state_key: str = OPTIMIZER_STATE_KEY,
 ) -> dict[str, float]:
-    """Train ``model`` on (x, y) as ``recipe`` says: plain minibatch SGD, or DP-SGD under local DP.
+    """Train ``model`` on (x, y) as ``recipe`` says: minibatch steps of its optimizer, made private under local DP.
 
     The one training function of every client half (FedAvg's, SCAFFOLD's, Ditto's
-    personal model, ...), so that local DP and augmentation reach every model a client
-    trains. Under DP-SGD the client's accountant lives in ``state`` (its node's
-    ``Context.state``), so every model trained on the client's data is accounted.
+    personal model, ...), so that the optimizer, local DP and augmentation reach every
+    model a client trains. ``state`` is the node's ``Context.state``: under DP-SGD the
+    client's accountant lives there, so every model trained on the client's data is
+    accounted; with ``optimizer.keep_state`` the optimizer's state is kept there under
+    ``optimizer_state_key`` (one key per model a client half trains).
     """
-    common = dict(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
-                  correct_gradients=correct_gradients, augment=augment)
+    common = dict(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, optimizer=recipe.optimizer,
+                  seed=seed, state=state, optimizer_state_key=optimizer_state_key,
+                  correct_gradients=correct_gradients, correct_weights=correct_weights, augment=augment)
     if recipe.dp is None:
         return train_locally(model, x, y, **common)
     from fedsim.privacy.local import train_privately
 
-    return train_privately(model, x, y, **common, state=state, dp=recipe.dp)
+    return train_privately(model, x, y, **common, dp=recipe.dp)
 
 
 def train_locally(
@@ -87,23 +99,32 @@ def train_locally(
     epochs: int,
     batch_size: int,
     lr: float,
+    optimizer: ClientOptimizer,
     seed: int,
+    state: RecordDict | None = None,
+    optimizer_state_key: str = OPTIMIZER_STATE_KEY,
     correct_gradients: GradientCorrection | None = None,
+    correct_weights: WeightCorrection | None = None,
     augment: Augmentation | None = None,
 ) -> dict[str, float]:
-    """Plain minibatch SGD on (x, y); the data order of every epoch is drawn from ``seed``.
+    """Minibatch steps of ``optimizer`` at ``lr`` on (x, y); every epoch's data order is drawn from ``seed``.
 
-    ``correct_gradients(parameters, gradients)``, if given, adjusts each minibatch's
-    gradients before the step: the hook an algorithm's client half uses (FedProx's
-    proximal term, SCAFFOLD's control variates). ``augment(inputs, generator)``, if
-    given, transforms each minibatch's inputs with draws from the data-order generator,
-    so augmented training stays reproducible.
+    Each step computes the minibatch's gradients, lets ``correct_gradients(parameters,
+    gradients)`` adjust them (the gradient of an algorithm's local objective: FedProx's
+    proximal term, FedDyn's linear and quadratic terms), steps the torch optimizer, then
+    lets ``correct_weights(parameters, lr)`` move the weights in place (SCAFFOLD's
+    control-variate correction). ``augment(inputs, generator)``, if given, transforms
+    each minibatch's inputs with draws from the data-order generator, so augmented
+    training stays reproducible. ``state`` (the node's state) holds the optimizer's
+    state between rounds when ``optimizer.keep_state`` asks for it.
 
     Returns the mean training loss and accuracy over all examples seen (``loss``,
     ``accuracy``) and the number of optimizer steps taken (``num-steps``).
     """
+    state = RecordDict() if state is None else state
     generator = torch.Generator().manual_seed(seed)
     parameters = [p for p in model.parameters() if p.requires_grad]
+    torch_optimizer = optimizer.build(parameters, lr, state, optimizer_state_key)
     model.train()
     total_loss, correct, seen, steps = 0.0, 0, 0, 0
     with torch.random.fork_rng(devices=[]):
@@ -122,13 +143,19 @@ def train_locally(
                 gradients = torch.autograd.grad(loss, parameters)
                 if correct_gradients is not None:
                     gradients = correct_gradients(parameters, gradients)
-                with torch.no_grad():
-                    for parameter, gradient in zip(parameters, gradients):
-                        parameter.add_(gradient, alpha=-lr)
+                for parameter, gradient in zip(parameters, gradients):
+                    parameter.grad = gradient
+                torch_optimizer.step()
+                if correct_weights is not None:
+                    with torch.no_grad():
+                        correct_weights(parameters, lr)
                 total_loss += loss.item() * len(batch)
                 correct += (logits.argmax(1) == targets).sum().item()
                 seen += len(batch)
                 steps += 1
+    for parameter in parameters:
+        parameter.grad = None
+    optimizer.keep(torch_optimizer, state, optimizer_state_key)
     return {"loss": total_loss / seen, "accuracy": correct / seen, "num-steps": float(steps)}
 
 

@@ -5,10 +5,10 @@ from collections.abc import Iterable
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
 
 from fedsim.flower_internals import check_and_log_replies, validate_message_reply_consistency
 from fedsim.resident import ResidentArray
+from strategies.fedavg import FedAvg
 
 
 def as_float64(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -27,32 +27,22 @@ def to_record(arrays: dict[str, np.ndarray], like: ArrayRecord) -> ArrayRecord:
     return record
 
 
-def reported(content: RecordDict, key: str) -> float:
-    """The value a reply reports as ``key`` in its MetricRecord."""
-    return float(next(iter(content.metric_records.values()))[key])
-
-
-def example_shares(contents: list[RecordDict], weighted_by_key: str) -> list[float]:
-    """Each reply's share n_i / sum_j n_j of the examples (``weighted_by_key`` holds n_i)."""
-    counts = [reported(content, weighted_by_key) for content in contents]
-    total = sum(counts)
-    return [count / total for count in counts]
-
-
 class GlobalModelUpdate(FedAvg):
     """FedAvg whose aggregation computes the next global model from the one it sent.
 
     Subclasses implement ``next_global(x, contents)``: ``x`` the global arrays sent this
-    round (float64), ``contents`` the valid replies; metrics are aggregated as FedAvg
-    does. ``replies_carry_extra_arrays`` skips FedAvg's one-ArrayRecord-per-reply check
-    for algorithms whose replies carry more (SCAFFOLD's control-variate deltas).
+    round (float64), ``contents`` the valid replies, whose weights in the update are
+    ``shares(contents)`` (or ``client_weights``: see ``strategy.weighting``); metrics are
+    aggregated as FedAvg does. ``replies_carry_extra_arrays`` skips FedAvg's
+    one-ArrayRecord-per-reply check for algorithms whose replies carry more (SCAFFOLD's
+    control-variate deltas).
     """
 
     replies_carry_extra_arrays = False
     checkpointed: tuple[str, ...] = ("global_arrays",)  # server state between rounds (fedsim.checkpoint)
 
-    def __init__(self, **fedavg_args) -> None:
-        super().__init__(**fedavg_args)
+    def __init__(self, *, weighting: str, **fedavg_args) -> None:
+        super().__init__(weighting=weighting, **fedavg_args)
         self.global_arrays: ArrayRecord | None = None
 
     def configure_train(

@@ -8,14 +8,15 @@ from collections.abc import Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
 
 from fedsim.client_half import ClientHalf
 from fedsim.config.checks import require
 from strategies.client_state import norm, store, trainable_weights
+from strategies.fedavg import FedAvg
 
 LAMBDA_KEY = "ditto-lambda"
 PERSONAL_MODEL_KEY = "ditto-personal-model"
+PERSONAL_OPTIMIZER_KEY = "ditto-personal-optimizer-state"
 
 
 class DittoClient(ClientHalf):
@@ -25,9 +26,13 @@ class DittoClient(ClientHalf):
     personal model v_k (kept in the node's state; the global model of its first round
     to start with) for the same local epochs, with the same data order, on
     L_k(v) + lambda/2 ||v - w||^2. Only the global model goes back to the server.
-    Both models train through the client's one training function: under local DP both
-    run DP-SGD on the client's data and the client's accountant counts the steps of
-    both; augmentation reaches both.
+    Both models train through the client's one training function, each with a fresh
+    optimizer of the message's kind: under local DP both run DP-SGD on the client's data
+    and the client's accountant counts the steps of both; augmentation reaches both; with
+    ``optimizer.keep_state`` each model keeps its own optimizer state. The proximal
+    term's gradient lambda (v - w) joins the personal model's gradient before the
+    optimizer's step, so momentum and Adam see the gradient of Ditto's personal
+    objective.
 
     Training reports the personal model's ``personal_loss`` and ``personal_accuracy``
     over the examples seen, and ``personal_distance``, ||v_k - w|| at the start of
@@ -46,7 +51,7 @@ class DittoClient(ClientHalf):
         def proximal(parameters, gradients):
             return [g + lam * (v.detach() - w) for v, g, w in zip(parameters, gradients, global_weights)]
 
-        personal = self.train(model, proximal)
+        personal = self.train(model, proximal, optimizer_state_key=PERSONAL_OPTIMIZER_KEY)
         store(self.state, PERSONAL_MODEL_KEY, model.state_dict())
         model.load_state_dict(global_state)
         return {
@@ -72,15 +77,17 @@ class Ditto(FedAvg):
     proximal_lambda : float
         lambda, how strongly personal models are pulled towards the global model:
         0 trains purely local models; large values give back the global model.
+    weighting : str
+        ``examples`` or ``uniform``: the clients' weights in the global model's average.
     **fedavg_args
         Passed to ``FedAvg``.
     """
 
     client_half = DittoClient
 
-    def __init__(self, *, proximal_lambda: float, **fedavg_args) -> None:
+    def __init__(self, *, proximal_lambda: float, weighting: str, **fedavg_args) -> None:
         require(proximal_lambda >= 0, f"strategy.proximal_lambda must be at least 0 (got {proximal_lambda}).")
-        super().__init__(**fedavg_args)
+        super().__init__(weighting=weighting, **fedavg_args)
         self.proximal_lambda = proximal_lambda
 
     def configure_train(

@@ -4,11 +4,11 @@ Li, Jiang, Zhang, Kamp, Dou. "FedBN: Federated Learning on Non-IID Features via
 Local Batch Normalization." ICLR 2021.
 """
 
-from flwr.serverapp.strategy import FedAvg
 from torch import nn
 
 from fedsim.client_half import ClientHalf
 from strategies.client_state import store
+from strategies.fedavg import FedAvg
 
 LOCAL_BATCH_NORM_KEY = "fedbn-local-batch-norm"
 BATCH_NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -30,7 +30,8 @@ class LocalBatchNormClient(ClientHalf):
     After training, the client keeps its BatchNorm weights, biases and running
     statistics in the node's state; from then on every message (training and
     evaluation) loads the global model and puts those local layers back. Before its
-    first round a client starts from the global BatchNorm layers.
+    first round a client starts from the global BatchNorm layers. It trains with any
+    optimizer, its local layers included; nothing corrects the gradients or weights.
     """
 
     def load(self, model):
@@ -51,7 +52,8 @@ class FedBN(FedAvg):
     layers included. No client ever loads those averaged layers (see
     ``LocalBatchNormClient``), so the training is FedBN's; they only give the global
     model, which the server evaluates centrally, some BatchNorm layers to run with.
-    With a model without BatchNorm this is FedAvg, whose arguments it takes.
+    With a model without BatchNorm this is FedAvg, whose arguments (``weighting``) it
+    takes.
     """
 
     client_half = LocalBatchNormClient

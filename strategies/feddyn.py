@@ -24,9 +24,11 @@ class FedDynClient(ClientHalf):
 
     x is the global model of the message and g_k this client's estimate of the
     gradient of L_k at its previous local model, kept in the node's state (zero before
-    its first round). Each SGD step uses grad L_k(w) - g_k + alpha (w - x); after
-    training at w = theta_k the first-order condition of the local problem gives the
-    new estimate g_k <- g_k - alpha (theta_k - x).
+    its first round). Each optimizer step uses grad L_k(w) - g_k + alpha (w - x), the
+    gradient of the local objective, so momentum and Adam work on it; after training
+    at w = theta_k the first-order condition of the local problem gives the new
+    estimate g_k <- g_k - alpha (theta_k - x), whichever optimizer approached it (with
+    weight decay, L_k includes its penalty).
 
     Reports ``gradient_term_norm``, the norm of g_k at the start of the round.
     """
@@ -57,10 +59,11 @@ class FedDynClient(ClientHalf):
 class FedDyn(GlobalModelUpdate):
     """FedDyn's server: h <- h - alpha/N sum_k (theta_k - x), then x <- mean_k theta_k - h/alpha.
 
-    theta_k are the models of the clients that replied, averaged with equal weights as
-    in the paper; N is the number of clients in the federation and h (zero at first)
-    the server's running estimate of the mean of all clients' g_k. alpha travels to the
-    clients as ``feddyn-alpha`` in the train config.
+    theta_k are the models of the clients that replied, averaged by ``weighting``:
+    with equal weights as in the paper (``uniform``), or by their examples; N is the
+    number of clients in the federation and h (zero at first) the server's running
+    estimate of the plain mean of all clients' g_k, whatever the weighting (as
+    SCAFFOLD's c). alpha travels to the clients as ``feddyn-alpha`` in the train config.
 
     Every array of the model is treated as a trained parameter; for models with
     BatchNorm running statistics use ``fedbn``.
@@ -72,6 +75,8 @@ class FedDyn(GlobalModelUpdate):
         sampled ones).
     alpha : float
         Weight of the dynamic regularizer (greater than 0).
+    weighting : str
+        ``uniform`` (the paper's) or ``examples``: the weights of the mean of theta_k.
     **fedavg_args
         Passed to ``FedAvg``.
     """
@@ -79,9 +84,9 @@ class FedDyn(GlobalModelUpdate):
     client_half = FedDynClient
     checkpointed = (*GlobalModelUpdate.checkpointed, "h")
 
-    def __init__(self, *, num_clients: int, alpha: float, **fedavg_args) -> None:
+    def __init__(self, *, num_clients: int, alpha: float, weighting: str, **fedavg_args) -> None:
         require(alpha > 0, f"strategy.alpha must be greater than 0 (got {alpha}).")
-        super().__init__(**fedavg_args)
+        super().__init__(weighting=weighting, **fedavg_args)
         self.num_clients = num_clients
         self.alpha = alpha
         self.h: dict[str, np.ndarray] | None = None
@@ -96,8 +101,11 @@ class FedDyn(GlobalModelUpdate):
 
     def next_global(self, x, contents):
         trained = [as_float64(content[self.arrayrecord_key]) for content in contents]
+        weights = self.client_weights(contents)
+        total = sum(weights)
         next_x = {}
         for key in x:
             self.h[key] -= self.alpha / self.num_clients * sum(theta[key] - x[key] for theta in trained)
-            next_x[key] = sum(theta[key] for theta in trained) / len(trained) - self.h[key] / self.alpha
+            mean = sum(weight * theta[key] for weight, theta in zip(weights, trained)) / total
+            next_x[key] = mean - self.h[key] / self.alpha
         return next_x

@@ -5,11 +5,20 @@ Optimal Statistical Rates." ICML 2018. Blanchard, El Mhamdi, Guerraoui, Stainer.
 "Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent." NeurIPS 2017.
 El Mhamdi, Guerraoui, Rouault. "The Hidden Vulnerability of Distributed Learning in
 Byzantium." ICML 2018.
+
+The trimmed mean, Krum and Bulyan weight no client, so they take no ``weighting``:
+the trimmed mean and Bulyan's last step are unweighted coordinate-wise means, Krum
+keeps one client's model. Multi-Krum averages the models it selects by ``weighting``.
 """
 
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp import strategy as flower
 
 from fedsim.config.checks import require
+from fedsim.flower_internals import check_and_log_replies, select_multikrum
+from strategies.weighting import Weighted, check_weighting
 
 KRUM_MINIMUM = "2 * num_malicious_nodes + 3 (Blanchard et al. 2017)"
 
@@ -39,14 +48,22 @@ class Krum(flower.Krum):
         super().__init__(num_malicious_nodes=num_malicious_nodes, **fedavg_args)
 
 
-class MultiKrum(flower.MultiKrum):
+class MultiKrum(flower.MultiKrum, Weighted):
     """Multi-Krum: Krum's scores, then the mean of the ``num_nodes_to_select`` best (1 <= m <= n - f).
 
-    ``num_nodes_to_select`` None selects m = n - f, Blanchard et al.'s choice.
+    ``num_nodes_to_select`` None selects m = n - f, Blanchard et al.'s choice. The mean
+    of the selected models follows ``weighting``: ``uniform`` is Blanchard et al.'s plain
+    mean, ``examples`` Flower's.
     """
 
     def __init__(
-        self, *, num_malicious_nodes: int, num_nodes_to_select: int | None, clients_per_round: int, **fedavg_args
+        self,
+        *,
+        num_malicious_nodes: int,
+        num_nodes_to_select: int | None,
+        weighting: str,
+        clients_per_round: int,
+        **fedavg_args,
     ) -> None:
         _require_tolerable(num_malicious_nodes, clients_per_round, 2 * num_malicious_nodes + 3, KRUM_MINIMUM)
         most = clients_per_round - num_malicious_nodes
@@ -56,9 +73,22 @@ class MultiKrum(flower.MultiKrum):
             f"strategy.num_nodes_to_select must be between 1 and clients_per_round - num_malicious_nodes = "
             f"{most} (got {num_nodes_to_select}).",
         )
+        check_weighting(weighting)
         super().__init__(
             num_malicious_nodes=num_malicious_nodes, num_nodes_to_select=num_nodes_to_select, **fedavg_args
         )
+        self.weighting = weighting
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid_replies, _ = check_and_log_replies(self, replies, is_train=True, validate=True)
+        if not valid_replies:
+            return None, None
+        selected = select_multikrum(
+            [reply.content for reply in valid_replies], self.num_malicious_nodes, self.num_nodes_to_select
+        )
+        return self.average(selected), self.train_metrics_aggr_fn(selected, self.weighted_by_key)
 
 
 class Bulyan(flower.Bulyan):

@@ -13,7 +13,7 @@ from flwr.serverapp import Grid
 from fedsim.client_half import ClientHalf
 from fedsim.config.checks import require
 from fedsim.resident import resident_record
-from strategies.arrays import GlobalModelUpdate, as_float64, example_shares, to_record
+from strategies.arrays import GlobalModelUpdate, as_float64, to_record
 from strategies.client_state import norm, store, stored_or_zeros, trainable_weights
 
 SERVER_CONTROL_KEY = "scaffold-server-control"
@@ -22,12 +22,26 @@ CLIENT_CONTROL_KEY = "scaffold-client-control"
 
 
 class ScaffoldClient(ClientHalf):
-    """SCAFFOLD's client: every SGD step follows g - c_i + c instead of the gradient g.
+    """SCAFFOLD's client: after every optimizer step at learning rate lr, w <- w - lr (c - c_i).
 
     c is the server control variate sent in the message, c_i this client's control
-    variate, kept in the node's state (zero before its first round). After K local
-    steps at learning rate lr from the global model x to y_i, option II of the paper
-    sets c_i+ = c_i - c + (x - y_i) / (K lr); the reply carries c_i+ - c_i.
+    variate, kept in the node's state (zero before its first round). With plain SGD a
+    step is then w - lr (g - c_i + c), the paper's corrected step. With momentum or
+    Adam the optimizer steps on the gradient g alone and the correction follows it,
+    outside the momentum buffer and Adam's moments, as Flower's niid_bench baseline
+    applies it (its ``ScaffoldOptimizer.step_custom``: the optimizer's step, then
+    p <- p - lr (c - c_i)).
+
+    After K local steps at the round's learning rate lr from the global model x to y_i,
+    option II of the paper sets c_i+ = c_i - c + (x - y_i) / (K lr), with the steps the
+    client actually took (fewer for a straggler; Poisson batches under local DP) and the
+    rate its message gave (the round's, under a schedule); the reply carries c_i+ - c_i.
+    With momentum rho the displacement x - y_i holds the gradients amplified by up to
+    1 / (1 - rho), so c_i, and c with it, carry that amplification; the correction
+    c - c_i it steers by carries the same, and cancels the drift of the amplified
+    gradients (with constant gradients g_i a round moves the model by lr times the
+    momentum's amplification of the mean of the g_i, for every client). With Adam,
+    c_i is the mean step direction per unit of lr rather than a gradient.
 
     Reports ``control_variate_norm``, the norm of c_i at the start of the round.
     """
@@ -40,8 +54,9 @@ class ScaffoldClient(ClientHalf):
         self.correction = [self.server_control[name] - self.client_control[name] for name in self.global_weights]
         return {"control_variate_norm": norm(self.client_control)}
 
-    def correct_gradients(self, parameters, gradients):
-        return [gradient + correction for gradient, correction in zip(gradients, self.correction)]
+    def correct_weights(self, parameters, lr):
+        for parameter, correction in zip(parameters, self.correction):
+            parameter.sub_(correction, alpha=lr)
 
     def finish(self, model, metrics):
         step_length = metrics["num-steps"] * float(self.config["lr"])
@@ -58,14 +73,15 @@ class ScaffoldClient(ClientHalf):
 class Scaffold(GlobalModelUpdate):
     """SCAFFOLD's server: x += eta_g * mean_i (y_i - x), c += (1/N) sum_i (c_i+ - c_i).
 
-    The model update averages the clients' updates weighted by their number of
-    examples (the paper's plain mean when clients hold equal data), so with eta_g = 1
-    and zero control variates a round is exactly FedAvg's. The control variate update
-    sums over the |S| clients that replied and divides by the N clients of the
-    federation, keeping c the mean of all clients' c_i. The server sends c to every
-    sampled client next to the global model (``scaffold-server-control``); the clients
-    reply with c_i+ - c_i (``scaffold-control-delta``). Control variates of arrays
-    that are not trainable parameters (buffers) stay zero.
+    The model update averages the clients' updates by ``weighting``: by their number
+    of examples, or uniformly (the paper's plain mean), so with eta_g = 1 and zero
+    control variates a round is exactly FedAvg's of the same weighting. The control
+    variate update sums over the |S| clients that replied and divides by the N clients
+    of the federation, whatever the weighting, keeping c the plain mean of all
+    clients' c_i. The server sends c to every sampled client next to the global model
+    (``scaffold-server-control``); the clients reply with c_i+ - c_i
+    (``scaffold-control-delta``). Control variates of arrays that are not trainable
+    parameters (buffers) stay zero.
 
     Parameters
     ----------
@@ -74,6 +90,8 @@ class Scaffold(GlobalModelUpdate):
         sampled ones).
     server_learning_rate : float
         eta_g, the global step size (greater than 0).
+    weighting : str
+        ``examples`` or ``uniform``: the clients' weights in the model update.
     **fedavg_args
         Passed to ``FedAvg``.
     """
@@ -82,12 +100,12 @@ class Scaffold(GlobalModelUpdate):
     replies_carry_extra_arrays = True  # the control-variate deltas
     checkpointed = (*GlobalModelUpdate.checkpointed, "server_control")
 
-    def __init__(self, *, num_clients: int, server_learning_rate: float, **fedavg_args) -> None:
+    def __init__(self, *, num_clients: int, server_learning_rate: float, weighting: str, **fedavg_args) -> None:
         require(
             server_learning_rate > 0,
             f"strategy.server_learning_rate must be greater than 0 (got {server_learning_rate}).",
         )
-        super().__init__(**fedavg_args)
+        super().__init__(weighting=weighting, **fedavg_args)
         self.num_clients = num_clients
         self.server_learning_rate = server_learning_rate
         self.server_control: dict[str, np.ndarray] | None = None
@@ -104,7 +122,7 @@ class Scaffold(GlobalModelUpdate):
         return messages
 
     def next_global(self, x, contents):
-        shares = example_shares(contents, self.weighted_by_key)
+        shares = self.shares(contents)
         trained = [as_float64(content[self.arrayrecord_key]) for content in contents]
         mean_update = {key: sum(share * (y[key] - x[key]) for share, y in zip(shares, trained)) for key in x}
         for content in contents:

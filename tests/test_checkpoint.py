@@ -73,6 +73,11 @@ CASES = [[f"strategy={name}"] for name in option_names("strategy")] + [
     ["privacy=central_dp_adaptive", "num_clients=8", "clients_per_round=8", "privacy.clipped_count_stddev=10"],
     ["strategy=scaffold", "engine.workers=2"],
     ["strategy=ditto", "privacy=local_dp", "engine.workers=2"],
+    # optimizer state kept in the nodes between rounds, and each round's rate from a schedule
+    ["optimizer.momentum=0.9", "optimizer.keep_state=true", "lr_schedule=exponential"],
+    ["strategy=ditto", "optimizer=adam", "optimizer.keep_state=true", "lr_schedule=cosine"],
+    ["strategy=scaffold", "optimizer.momentum=0.9", "optimizer.keep_state=true", "lr_schedule=step",
+     "lr_schedule.every=1", "engine.workers=2"],
 ]
 
 
@@ -87,6 +92,12 @@ def test_without_the_nodes_state_a_resumed_scaffold_run_would_differ(tmp_path, m
     """The comparison above can fail: SCAFFOLD's client control variates live in the nodes' state."""
     monkeypatch.setattr("fedsim.apps.load_node_states", lambda grid, node_partitions, states: None)
     whole, resumed = interrupted_and_resumed(tmp_path, [*SMALL, "strategy=scaffold"])
+    assert not whole.equals(resumed)
+
+
+def test_without_the_nodes_state_a_resumed_run_with_kept_momentum_would_differ(tmp_path, monkeypatch):
+    monkeypatch.setattr("fedsim.apps.load_node_states", lambda grid, node_partitions, states: None)
+    whole, resumed = interrupted_and_resumed(tmp_path, [*SMALL, "optimizer.momentum=0.9", "optimizer.keep_state=true"])
     assert not whole.equals(resumed)
 
 

@@ -13,10 +13,12 @@ from fedsim.models import LogisticRegression
 from fedsim.plan import build_strategy
 from fedsim.settings import RunSettings
 from fedsim.training import train_locally
+from strategies.fedavg import FedAvg
 from strategies.fedopt import FedAdam
 from strategies.fedprox import FedProx, ProximalClient
 from strategies.qfedavg import FairLossClient, QFedAvg
 from tests.conftest import compose_config
+from tests.strategies.helpers import PLAIN_SGD
 
 set_task_identity(run_id=7, node_id=0)
 
@@ -42,7 +44,7 @@ def message_for(model, **config) -> Message:
     [
         ("fedprox", FedProx, ProximalClient),
         ("qfedavg", QFedAvg, FairLossClient),
-        ("fedavg", flower.FedAvg, ClientHalf),
+        ("fedavg", FedAvg, ClientHalf),
         ("fedadam", FedAdam, ClientHalf),
     ],
 )
@@ -59,8 +61,8 @@ def test_fedsims_fedprox_and_qfedavg_are_flowers_with_their_client_halves():
     assert issubclass(FedProx, flower.FedProx) and issubclass(QFedAvg, flower.QFedAvg)
     assert issubclass(FedAdam, flower.FedAdam)
     assert all(issubclass(s, flower.FedAvg) for s in (FedProx, QFedAvg, FedAdam))
-    assert client_half_path(FedProx(proximal_mu=0.1)) == "strategies.fedprox.ProximalClient"
-    assert client_half_path(QFedAvg(q=0.1, client_learning_rate=0.05)) == "strategies.qfedavg.FairLossClient"
+    assert client_half_path(FedProx(proximal_mu=0.1, weighting="examples")) == "strategies.fedprox.ProximalClient"
+    assert client_half_path(QFedAvg(q=0.1, client_learning_rate=0.05, weighting="uniform")) == "strategies.qfedavg.FairLossClient"
 
 
 def test_proximal_training_equals_sgd_on_the_loss_plus_the_proximal_term():
@@ -70,7 +72,9 @@ def test_proximal_training_equals_sgd_on_the_loss_plus_the_proximal_term():
     half = ProximalClient(message_for(model, **{"proximal-mu": mu}), RecordDict(), ClientData(x, y, x, y), seed=0)
     half.load(model)
     half.start(model)
-    train_locally(model, x, y, epochs=3, batch_size=12, lr=lr, seed=0, correct_gradients=half.correct_gradients)
+    train_locally(
+        model, x, y, epochs=3, batch_size=12, lr=lr, optimizer=PLAIN_SGD, seed=0, correct_gradients=half.correct_gradients
+    )
 
     reference, _, _ = toy_problem()
     for _ in range(3):  # full batch: three explicit steps of the FedProx objective
@@ -89,9 +93,11 @@ def test_proximal_term_with_mu_zero_is_plain_training():
     half = ProximalClient(message_for(model, **{"proximal-mu": 0.0}), RecordDict(), ClientData(x, y, x, y), seed=0)
     half.load(model)
     half.start(model)
-    train_locally(model, x, y, epochs=2, batch_size=4, lr=0.1, seed=3, correct_gradients=half.correct_gradients)
+    train_locally(
+        model, x, y, epochs=2, batch_size=4, lr=0.1, optimizer=PLAIN_SGD, seed=3, correct_gradients=half.correct_gradients
+    )
     plain, _, _ = toy_problem()
-    train_locally(plain, x, y, epochs=2, batch_size=4, lr=0.1, seed=3)
+    train_locally(plain, x, y, epochs=2, batch_size=4, lr=0.1, optimizer=PLAIN_SGD, seed=3)
     for a, b in zip(model.parameters(), plain.parameters()):
         assert torch.equal(a, b)
 

@@ -16,7 +16,7 @@ from fedsim.privacy import CentralDP, CentralDPAdaptive, LocalDP, NoPrivacy
 from tests.conftest import compose_config
 from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
 
-GROUPS = ["dataset", "partitioner", "model", "strategy", "privacy", "engine", "callbacks"]
+GROUPS = ["dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "engine", "callbacks"]
 
 # Options that need companions to make sense; everything else composes with the defaults.
 COMPANIONS = {
@@ -27,6 +27,7 @@ COMPANIONS = {
     ("dataset", "cifar10"): ["partitioner=iid", "model=resnet18"],
     ("dataset", "femnist"): ["partitioner=natural", "num_clients=6"],
     ("model", "cnn1d"): ["dataset=mnist1d", "dataset.num_samples=500"],
+    ("model", "lenet5"): ["dataset=fashion_mnist"],
     ("model", "lstm"): ["dataset=shakespeare", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
     # the shipped noise (1.0) must stay below 2 * clients_per_round / 20, the clipped count's
     # default noise: more than the tiny federation's 5 clients per round allow (tests/privacy/test_runs.py)
@@ -143,10 +144,10 @@ def test_an_unknown_setting_is_one_sentence_naming_it_and_listing_the_valid_ones
     text = str(raised.value)
     assert "\n" not in text and text.endswith(".")
     head, listed = text.removesuffix(".").split("; its settings are: ")
-    assert head == "strategy.proximal_mu is not a setting of flwr.serverapp.strategy.FedAvg"
-    # FedAvg's keywords less the ones fedsim passes at run time (fraction_train, arrayrecord_key, ...)
+    assert head == "strategy.proximal_mu is not a setting of strategies.fedavg.FedAvg"
+    # FedAvg's keywords less the ones fedsim passes at run time (fraction_train, weighted_by_key, ...)
     # and the two that take Python callables (train/evaluate_metrics_aggr_fn)
-    assert listed == "weighted_by_key"
+    assert listed == "weighting"
 
 
 def test_a_setting_that_takes_a_python_object_is_refused():
@@ -185,7 +186,10 @@ def test_interpolations_follow_the_top_level_keys():
         (["stragglers=1.5"], "stragglers must be a fraction in [0, 1]"),
         (["client.batch_size=0"], "client.batch_size must be at least 1"),
         (["client.local_epochs=0"], "client.local_epochs must be at least 1"),
-        (["client.eval_fraction=1.0"], "client.eval_fraction must be strictly between 0 and 1"),
+        (["client.eval_fraction=1.0"], "client.eval_fraction must be at least 0 and below 1"),
+        (["client.eval_fraction=-0.1"], "client.eval_fraction must be at least 0 and below 1"),
+        (["client.eval_fraction=0"], "client.eval_fraction=0 keeps no examples for federated evaluation"),
+        (["strategy=scaffold", "strategy.weighting=size"], "strategy.weighting must be one of examples, uniform"),
         (["dataset.test_fraction=0"], "dataset.test_fraction must be strictly between 0 and 1"),
         (["partitioner=quantity_skew", "partitioner.beta=0"], "partitioner.beta must be greater than 0"),
         (["partitioner=pathological", "partitioner.num_classes_per_partition=0"],
@@ -222,9 +226,15 @@ def test_the_embedded_default_is_the_documented_one():
         "dataset": "fedsim.data.load_digits",
         "partitioner": "fedsim.data.DirichletPartitioner",
         "model": "fedsim.models.MLP",
-        "strategy": "flwr.serverapp.strategy.FedAvg",
+        "strategy": "strategies.fedavg.FedAvg",
     }
     assert cfg.privacy._target_ == "fedsim.privacy.NoPrivacy"
+    # plain SGD at client.lr in every round, as fedsim's clients trained before the optimizer group
+    assert OmegaConf.to_container(cfg.optimizer) == {
+        "_target_": "fedsim.optimizers.SGD", "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0,
+        "keep_state": False,
+    }
+    assert cfg.lr_schedule._target_ == "fedsim.lr_schedules.Constant" and cfg.client.lr == 0.05
     assert list(cfg.callbacks) == DEFAULT_CALLBACKS
     assert (cfg.num_clients, cfg.clients_per_round, cfg.num_rounds) == (20, 20, 20)
     assert cfg.partitioner.alpha == 0.5

@@ -10,6 +10,7 @@ from flwr.clientapp import ClientApp
 
 from fedsim.config import ConfigError
 from fedsim.engines import LocalGrid, WorkerPool
+from fedsim.engines.local import torch_threads
 from fedsim.flower_internals import ErrorCode
 from fedsim.plan import build_plan
 from fedsim.results import load
@@ -103,3 +104,41 @@ def test_closed_pool_leaves_no_worker_running():
 def test_negative_workers_is_a_config_error():
     with pytest.raises(ConfigError, match=r"^engine.workers must be at least 0, .*\(got -1\)\.$"):
         build_plan(compose_config("engine.workers=-1"))
+
+
+def thread_reporting_client_app() -> ClientApp:
+    """Every node replies with the number of intra-op threads torch uses where it runs."""
+    app = ClientApp()
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        import torch
+
+        return Message(RecordDict({"metrics": MetricRecord({"threads": torch.get_num_threads()})}), reply_to=message)
+
+    return app
+
+
+def test_a_worker_uses_one_torch_thread_and_the_engine_sets_its_own_for_the_run():
+    import torch
+
+    with WorkerPool(thread_reporting_client_app(), 2) as pool:
+        grid = grid_with_workers(thread_reporting_client_app(), 4, pool)
+        replies = list(grid.send_and_receive(train_messages(grid, list(grid.get_node_ids()))))
+    assert [reply.content["metrics"]["threads"] for reply in replies] == [1] * 4
+    before = torch.get_num_threads()
+    with torch_threads(3):
+        assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["engine.threads=0"], r"^engine.threads must be at least 1 \(got 0\)\.$"),
+        (["engine.workers=2", "engine.threads=2"], r"^engine.threads=2 needs engine.workers=0: .*\.$"),
+    ],
+)
+def test_thread_settings_out_of_range_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_plan(compose_config(*overrides))

@@ -83,5 +83,5 @@ def test_engine_runs_a_server_app_against_its_nodes():
         replies = grid.send_and_receive(messages)
         seen["partitions"] = sorted(int(r.content["metrics"]["partition"]) for r in replies if not r.has_error())
 
-    LocalEngine(workers=0).run(server_app, counting_client_app(), num_nodes=5)
+    LocalEngine(workers=0, threads=1).run(server_app, counting_client_app(), num_nodes=5)
     assert seen["partitions"] == [0, 1, 3, 4]

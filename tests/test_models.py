@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from fedsim.config import ConfigError
-from fedsim.models import CNN, CNN1D, MLP, CharLSTM, LogisticRegression, ResNet18, build_model
+from fedsim.models import CNN, CNN1D, MLP, CharLSTM, LeNet5, LogisticRegression, ResNet18, build_model
 from tests.conftest import compose_config
 from tests.option_files import option_settings
 
@@ -96,6 +96,51 @@ def test_cnn_on_mnist_has_1663370_parameters():
     # (the settings of conf/model/cnn.yaml: the paper's CNN is the shipped default)
     model = CNN((1, 28, 28), num_classes=10, **option_settings("model", "cnn"))
     assert num_parameters(model) == 1_663_370
+
+
+def test_lenet5_on_28x28x1_has_44426_parameters():
+    # conv 5x5, 1 -> 6 channels:   5*5*1*6  + 6   =    156   (28 -> 24, pooled to 12)
+    # conv 5x5, 6 -> 16 channels:  5*5*6*16 + 16  =  2,416   (12 -> 8, pooled to 4)
+    # dense 16*4*4 = 256 -> 120:   256*120 + 120  = 30,840
+    # dense 120 -> 84:             120*84 + 84    = 10,164
+    # dense 84 -> 10:              84*10 + 10     =    850
+    # total                                       = 44,426
+    model = LeNet5((1, 28, 28), num_classes=10)
+    assert num_parameters(model) == 44_426
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_lenet5_on_32x32x3_has_62006_parameters():
+    # conv 5x5, 3 -> 6 channels:   5*5*3*6  + 6   =    456   (32 -> 28, pooled to 14)
+    # conv 5x5, 6 -> 16 channels:  5*5*6*16 + 16  =  2,416   (14 -> 10, pooled to 5)
+    # dense 16*5*5 = 400 -> 120:   400*120 + 120  = 48,120
+    # dense 120 -> 84:             120*84 + 84    = 10,164
+    # dense 84 -> 10:              84*10 + 10     =    850
+    # total                                       = 62,006
+    model = LeNet5((3, 32, 32), num_classes=10)
+    assert num_parameters(model) == 62_006
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+
+
+def test_lenet5_computes_niid_benchs_cnn():
+    # NIID-Bench's SimpleCNNMNIST (and Flower's niid_bench CNNMnist), written out as that model.py writes it
+    model = LeNet5((1, 28, 28), num_classes=10)
+    layers = dict(model.named_children())
+    x = torch.randn(4, 1, 28, 28)
+    h = nn.functional.max_pool2d(torch.relu(layers["conv1"](x)), 2, 2)
+    h = nn.functional.max_pool2d(torch.relu(layers["conv2"](h)), 2, 2)
+    h = h.view(-1, 16 * 4 * 4)
+    h = torch.relu(layers["fc2"](torch.relu(layers["fc1"](h))))
+    torch.testing.assert_close(model(x), layers["fc3"](h))
+    assert [name for name, _ in model.named_parameters()] == [
+        f"{layer}.{kind}" for layer in ("conv1", "conv2", "fc1", "fc2", "fc3") for kind in ("weight", "bias")
+    ]
+    assert model.conv1.padding == (0, 0) and model.conv2.padding == (0, 0)
+
+
+def test_lenet5_on_too_small_images_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"LeNet5 does not fit the dataset's input shape \(1, 8, 8\).*16x16"):
+        build_model(cfg("fedsim.models.LeNet5"), (1, 8, 8), 10, seed=0)
 
 
 def test_cnn_rejects_flat_input():

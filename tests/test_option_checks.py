@@ -29,6 +29,7 @@ MODEL_INPUTS = {
     "mlp": ((1, 8, 8), 10),
     "cnn": ((1, 28, 28), 10),
     "cnn1d": ((40,), 10),
+    "lenet5": ((1, 28, 28), 10),
     "lstm": ((80,), 80),
     "resnet18": ((3, 32, 32), 10),
 }
@@ -44,7 +45,7 @@ def test_every_group_ships_its_options():
         "cifar10", "digits", "fashion_mnist", "femnist", "huggingface", "mnist", "mnist1d", "shakespeare", "synthetic",
     ]
     assert option_names("partitioner") == ["dirichlet", "iid", "natural", "pathological", "quantity_skew", "shards"]
-    assert option_names("model") == ["cnn", "cnn1d", "logreg", "lstm", "mlp", "resnet18"]
+    assert option_names("model") == ["cnn", "cnn1d", "lenet5", "logreg", "lstm", "mlp", "resnet18"]
     assert option_names("engine") == ["local", "ray"]
 
 
@@ -199,9 +200,9 @@ def test_the_target_rejects_a_bad_value_in_one_sentence(group, name, settings, m
 
 
 def test_every_checked_option_has_a_bad_value_case():
-    # the options without a setting to get wrong: logreg (none)
+    # the options without a setting to get wrong: logreg and lenet5 (none)
     checked = {(group, name) for group, name, _, _ in BAD_VALUES}
-    assert set(OPTIONS) - checked == {("model", "logreg")}
+    assert set(OPTIONS) - checked == {("model", "logreg"), ("model", "lenet5")}
 
 
 def test_the_model_check_is_not_reported_as_a_shape_mismatch():

@@ -1,4 +1,4 @@
-"""The strategy, privacy and callbacks options: each YAML against its target's signature, defaults stated once.
+"""The optimizer, lr_schedule, strategy, privacy and callbacks options: each YAML against its target's signature, defaults stated once.
 
 (The dataset, partitioner, model and engine options are checked in test_option_checks.py.)
 """
@@ -12,7 +12,8 @@ from fedsim.config.options import check_option
 from fedsim.plan import RUNTIME
 from tests.option_files import option_names, option_node
 
-OPTIONS = [(group, name) for group in ("strategy", "privacy", "callbacks") for name in option_names(group)]
+GROUPS = ("optimizer", "lr_schedule", "strategy", "privacy", "callbacks")
+OPTIONS = [(group, name) for group in GROUPS for name in option_names(group)]
 
 
 def node_of(group: str, name: str):

@@ -47,7 +47,7 @@ def test_a_bad_value_stops_the_plan_before_any_engine_starts(tmp_path):
 
 
 def test_messages_carry_the_recipe_the_seed_and_the_client_half(plan):
-    train = plan.train_config()
+    train = plan.train_config(1)
     assert train["lr"] == 0.05 and train["local-epochs"] == 1 and train["batch-size"] == 10
     assert train["seed"] == 0
     assert train[CLIENT_HALF_KEY] == "strategies.scaffold.ScaffoldClient"
@@ -56,7 +56,7 @@ def test_messages_carry_the_recipe_the_seed_and_the_client_half(plan):
 
 def train_message(plan, **config) -> Message:
     set_task_identity(run_id=1, node_id=0)
-    record = ConfigRecord(dict(plan.train_config()) | {"server-round": 1} | config)
+    record = ConfigRecord(dict(plan.train_config(1)) | {"server-round": 1} | config)
     content = RecordDict({"arrays": plan.initial_arrays, "config": record})
     return Message(content, dst_node_id=5, message_type=MessageType.TRAIN)
 
@@ -88,6 +88,6 @@ def test_the_client_app_trains_as_the_message_says():
 
 
 def test_flowers_own_strategies_whose_clients_need_a_client_half_are_refused():
-    cfg = compose_config("strategy=fedprox", "strategy._target_=flwr.serverapp.strategy.FedProx")
+    cfg = compose_config("strategy=fedprox", "strategy._target_=flwr.serverapp.strategy.FedProx", "~strategy.weighting")
     with pytest.raises(ConfigError, match=r"has no client half.*use strategies.fedprox.FedProx \(strategy=fedprox\)"):
         build_plan(cfg)

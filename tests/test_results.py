@@ -225,6 +225,12 @@ def test_runs_written_before_the_run_plan_load_under_todays_column_names(tmp_pat
     assert by_run.loc[str(tmp_path / "new"), "callbacks"] == "progress,metrics_csv,fairness"
     assert by_run.loc[str(old_tensorboard), "callbacks"] == "progress,metrics_csv,fairness,tensorboard"
     assert by_run.loc[str(old_tensorboard), "callbacks.tensorboard.log_dir"] == "tensorboard"
+    # clients trained with plain SGD at a constant rate before the optimizer and lr_schedule groups
+    for column in ("optimizer", "optimizer.momentum", "optimizer.weight_decay", "optimizer.keep_state", "lr_schedule"):
+        assert by_run.loc[str(old_private), column] == by_run.loc[str(tmp_path / "new"), column], column
+    # and FedAvg weighted its clients by their examples before strategy.weighting
+    assert by_run.loc[str(old_private), "strategy.weighting"] == "examples"
+    assert by_run.loc[str(tmp_path / "new"), "strategy.weighting"] == "examples"
     final = final_table(frame)
     assert len(final) == 3 and final["accuracy"].between(0, 1).all()
     assert list(final.sort_values("run")["round"]) == [1, 1, 1]

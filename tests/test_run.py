@@ -202,3 +202,14 @@ def test_the_embedded_default_reaches_its_accuracy(tmp_path):
     table = round_table(load(tmp_path))
     assert list(table.index) == list(range(21))
     assert summary.final["centralized_accuracy"] >= 0.85
+
+
+def test_whole_partitions_train_on_every_example_without_federated_evaluation(tmp_path):
+    cfg = compose_config("client.eval_fraction=0", "eval_clients_per_round=0")
+    summary = run(cfg, tmp_path, quiet=True)
+    frame = load(summary.run_dir)
+    examples = frame[(frame["stage"] == "train") & frame["client"].notna() & (frame["metric"] == "num-examples")]
+    # all 5 clients train every round, together on the whole training split
+    training_split = len(build_plan(cfg).federation.data.train)
+    assert examples.groupby("round")["value"].sum().tolist() == [training_split] * cfg.num_rounds
+    assert frame[frame["stage"] == "federated"].empty

@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from fedsim.models import LogisticRegression
+from fedsim.optimizers import SGD
 from fedsim.training import evaluate, train_locally
+from tests.option_files import option_settings
+
+PLAIN_SGD = SGD(**option_settings("optimizer", "sgd"))  # the default: no momentum, no weight decay
 
 
 def make_data(n: int = 23, d: int = 5, c: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +51,7 @@ def numpy_loss_and_accuracy(w, b, x, y) -> tuple[float, float]:
 def run(seed: int, model_seed: int = 0):
     x, y = make_data()
     model = make_model(seed=model_seed)
-    metrics = train_locally(model, x, y, epochs=2, batch_size=4, lr=0.1, seed=seed)
+    metrics = train_locally(model, x, y, epochs=2, batch_size=4, lr=0.1, optimizer=PLAIN_SGD, seed=seed)
     return model, metrics
 
 
@@ -72,7 +76,7 @@ def test_one_full_batch_step_equals_the_numpy_gradient_step(batch_size):
     n, lr = len(y), 0.3
     model = make_model()
     w0, b0 = (p.astype(np.float64) for p in params(model))
-    metrics = train_locally(model, x, y, epochs=1, batch_size=batch_size, lr=lr, seed=0)
+    metrics = train_locally(model, x, y, epochs=1, batch_size=batch_size, lr=lr, optimizer=PLAIN_SGD, seed=0)
 
     xn = x.numpy().astype(np.float64)
     onehot = np.eye(3)[y.numpy()]
@@ -96,7 +100,9 @@ def test_one_full_batch_step_equals_the_numpy_gradient_step(batch_size):
 )
 def test_num_steps_is_epochs_times_batches_per_epoch(n, epochs, batch_size):
     x, y = make_data(n=n)
-    metrics = train_locally(make_model(), x, y, epochs=epochs, batch_size=batch_size, lr=0.01, seed=0)
+    metrics = train_locally(
+        make_model(), x, y, epochs=epochs, batch_size=batch_size, lr=0.01, optimizer=PLAIN_SGD, seed=0
+    )
     assert metrics["num-steps"] == epochs * math.ceil(n / batch_size)
 
 
@@ -106,7 +112,7 @@ def test_loss_and_accuracy_average_over_every_example_seen():
     x, y = make_data(n=10)
     model = make_model()
     w0, b0 = params(model)
-    metrics = train_locally(model, x, y, epochs=3, batch_size=3, lr=0.0, seed=1)
+    metrics = train_locally(model, x, y, epochs=3, batch_size=3, lr=0.0, optimizer=PLAIN_SGD, seed=1)
     loss, accuracy = numpy_loss_and_accuracy(w0, b0, x.numpy(), y.numpy())
     assert metrics["loss"] == pytest.approx(loss, abs=1e-6)
     assert metrics["accuracy"] == pytest.approx(accuracy)
@@ -119,7 +125,7 @@ def test_training_on_separable_data_reaches_full_accuracy():
     x = torch.tensor([[2.0, 0.0], [3.0, 0.5], [-2.0, 0.1], [-3.0, -0.5]])
     y = torch.tensor([1, 1, 0, 0])
     model = make_model(d=2, c=2)
-    train_locally(model, x, y, epochs=50, batch_size=2, lr=0.5, seed=0)
+    train_locally(model, x, y, epochs=50, batch_size=2, lr=0.5, optimizer=PLAIN_SGD, seed=0)
     assert evaluate(model, x, y)["accuracy"] == 1.0
 
 

@@ -13,7 +13,7 @@ from omegaconf import MISSING
 
 from fedsim.config.checks import ConfigError, require
 
-GROUPS = ("dataset", "partitioner", "model", "strategy", "privacy", "engine", "callbacks")
+GROUPS = ("dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "engine", "callbacks")
 
 
 @dataclass
@@ -49,6 +49,8 @@ class Config:
     dataset: Any = MISSING
     partitioner: Any = MISSING
     model: Any = MISSING
+    optimizer: Any = MISSING
+    lr_schedule: Any = MISSING
     strategy: Any = MISSING
     privacy: Any = MISSING
     engine: Any = MISSING

@@ -44,8 +44,8 @@ class Federation:
     partitioner : Partitioner
         A partitioner whose ``dataset`` is already set (see ``build_partitioner``).
     eval_fraction : float
-        Share of each client's partition kept for federated evaluation (at least one
-        example, at most all but one).
+        Share of each client's partition kept for federated evaluation (see
+        ``eval_size``); 0 keeps none.
     seed : int
         Seed of the train/evaluation split inside each partition.
     cache_bytes : int (default: 256 MiB)
@@ -73,6 +73,16 @@ class Federation:
     @property
     def num_clients(self) -> int:
         return self.partitioner.num_partitions
+
+    def eval_size(self, partition_size: int) -> int:
+        """How many of a partition's examples its client keeps for federated evaluation.
+
+        ``eval_fraction`` of them, rounded, at least one and at most all but one; with
+        ``eval_fraction`` 0 none: the client trains on its whole partition.
+        """
+        if self.eval_fraction == 0:
+            return 0
+        return min(partition_size - 1, max(1, round(self.eval_fraction * partition_size)))
 
     @property
     def cached_clients(self) -> list[int]:
@@ -103,7 +113,7 @@ class Federation:
             x, y = batch["inputs"], batch["labels"]
         rng = generator(self.seed, "client-split", partition_id)
         order = torch.from_numpy(rng.permutation(len(y)))
-        num_eval = min(len(y) - 1, max(1, round(self.eval_fraction * len(y))))
+        num_eval = self.eval_size(len(y))
         train, evaluate = order[num_eval:], order[:num_eval]
         return ClientData(x[train], y[train], x[evaluate], y[evaluate])
 

@@ -102,41 +102,54 @@ class LocalEngine:
     workers : int
         Worker processes that run the clients of a round side by side, started for
         the run and stopped when it ends; 0 runs every client in this process, one
-        after the other. Either way torch uses one intra-op thread per process during
-        the run, so both give the same numbers.
+        after the other.
+    threads : int
+        torch's intra-op threads in this process during the run (1 with workers, as in
+        each worker: a forked process hangs in OpenMP's thread pool once its parent has
+        used it). Another number than 1 may change the last bits of the results (it
+        changes the order of floating-point sums).
     """
 
-    def __init__(self, *, workers: int) -> None:
+    def __init__(self, *, workers: int, threads: int) -> None:
         require(
             workers >= 0,
             f"engine.workers must be at least 0, where 0 runs the clients in this process (got {workers}).",
         )
+        require(threads >= 1, f"engine.threads must be at least 1 (got {threads}).")
+        require(
+            threads == 1 or workers == 0,
+            f"engine.threads={threads} needs engine.workers=0: forked workers hang in torch's OpenMP thread pool "
+            "once this process has used it, so they run one thread each (more threads or more workers, not both).",
+        )
         self.workers = workers
+        self.threads = threads
 
     def run(self, server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
         run = create_run(secrets.randbits(63))
         # Messages read the sender's identity from here; Flower's runtimes set it the same way.
         set_task_identity(run.run_id, SERVER_NODE_ID)
-        with one_torch_thread(), WorkerPool(client_app, self.workers) if self.workers else nullcontext() as workers:
+        with torch_threads(self.threads), (
+            WorkerPool(client_app, self.workers) if self.workers else nullcontext()
+        ) as workers:
             grid = LocalGrid(client_app, num_nodes, run, workers)
             context = Context(run_id=run.run_id, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config={})
             server_app(grid, context)
 
 
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run torch with one intra-op thread, as every worker does, then restore the setting.
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op threads, as every worker does, then restore the setting.
 
     Clients then compute the same bits whether they run here or in workers (the
-    thread count changes the order of floating-point sums), and small models run
-    faster: on two cores a second intra-op thread made W1's rounds several times
-    slower (see benchmarks/README.md).
+    thread count changes the order of floating-point sums). One thread, the default,
+    suits small models: on two cores a second intra-op thread made W1's rounds several
+    times slower (see benchmarks/README.md).
     """
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(saved)

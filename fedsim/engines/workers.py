@@ -33,8 +33,9 @@ class WorkerPool:
     reply and the Context as the ClientApp left it, so a node's state persists
     whichever worker runs it (Flower's Ray backend does the same). Workers are forked,
     so they inherit the ClientApp and the data the parent already loaded, and each
-    uses one torch thread: a small model gains nothing from a second one, and the
-    cores are the workers'. A worker that dies turns its task into an error reply and
+    uses one torch thread: a small model gains nothing from a second one, the cores
+    are the workers', and a forked process would hang in OpenMP's thread pool once the
+    parent has used it. A worker that dies turns its task into an error reply and
     is replaced; an exception in the ClientApp is an error reply as in-process.
 
     Use it as a context manager, or call ``close``.
@@ -120,7 +121,7 @@ def _serve(client_app: ClientApp, connection: Connection, parent_end: Connection
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # more would hang in OpenMP's pool, which the parent has used before the fork
     while True:
         while not connection.poll(PARENT_CHECK_SECONDS):
             if os.getppid() != parent_pid:

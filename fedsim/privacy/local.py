@@ -16,7 +16,8 @@ from fedsim.config.checks import ConfigError, require
 from fedsim.privacy.accounting import epsilon_spent, load_history, noise_for_budget, store_history
 from fedsim.privacy.client_epsilons import ClientEpsilons
 from fedsim.privacy.mechanism import PrivacyMechanism, check_budget, require_positive, warn_large_delta
-from fedsim.training import Augmentation, GradientCorrection
+from fedsim.optimizers import OPTIMIZER_STATE_KEY, ClientOptimizer
+from fedsim.training import Augmentation, GradientCorrection, WeightCorrection
 
 if TYPE_CHECKING:
     from fedsim.data import Federation
@@ -107,10 +108,13 @@ def train_privately(
     epochs: int,
     batch_size: int,
     lr: float,
+    optimizer: ClientOptimizer,
     seed: int,
     state: RecordDict,
     dp: DPSGD,
+    optimizer_state_key: str = OPTIMIZER_STATE_KEY,
     correct_gradients: GradientCorrection | None = None,
+    correct_weights: WeightCorrection | None = None,
     augment: Augmentation | None = None,
 ) -> dict[str, float]:
     """DP-SGD on (x, y) with Opacus: Poisson sampling, per-sample clipping, Gaussian noise.
@@ -118,15 +122,17 @@ def train_privately(
     Each of ``batches_per_epoch`` steps per epoch takes every example with probability
     1 / batches_per_epoch, clips each example's gradient to ``dp.max_grad_norm``, adds
     N(0, (dp.noise_multiplier * dp.max_grad_norm)^2) to their sum and divides by the expected
-    batch size; then plain SGD steps at ``lr``, as in ``train_locally``.
+    batch size; then ``optimizer`` (Opacus wraps the same torch optimizer as
+    ``train_locally`` builds: SGD, Adam, ...) steps at ``lr``. With ``optimizer.keep_state``
+    its state is kept in ``state`` under ``optimizer_state_key``.
 
-    ``correct_gradients``, the client half's hook, is applied to the noised gradient:
-    a correction that depends only on the weights, the server's message and the
-    client's earlier private outputs (FedProx's proximal term, SCAFFOLD's control
-    variates) is post-processing and keeps the guarantee. ``augment(inputs,
-    generator)``, if given, transforms each sampled batch before its per-example
-    gradients (each example's gradient still depends on that example alone), with draws
-    from a generator seeded by ``seed``.
+    ``correct_gradients`` and ``correct_weights``, the client half's hooks, apply to the
+    noised gradient and to the weights after the step: a correction that depends only on
+    the weights, the server's message and the client's earlier private outputs
+    (FedProx's proximal term, SCAFFOLD's control variates) is post-processing and keeps
+    the guarantee. ``augment(inputs, generator)``, if given, transforms each sampled
+    batch before its per-example gradients (each example's gradient still depends on
+    that example alone), with draws from a generator seeded by ``seed``.
 
     The client's accountant history lives in ``state`` (its node's Context.state) and
     grows with every round, so the ``epsilon`` returned is the client's cumulative one
@@ -138,7 +144,6 @@ def train_privately(
     ``epsilon``.
     """
     from opacus import PrivacyEngine
-    from torch.optim import SGD
     from torch.utils.data import DataLoader, TensorDataset
 
     secure_mode, accountant = dp.secure_mode, dp.accountant
@@ -152,36 +157,40 @@ def train_privately(
         engine = PrivacyEngine(accountant=accountant, secure_mode=secure_mode)
         engine.accountant.history = load_history(state, ACCOUNTANT_KEY)
         torch.manual_seed(seed)  # Opacus's Poisson sampler draws from torch's global generator
-        module, optimizer, loader = engine.make_private(
+        parameters = [p for p in private.parameters() if p.requires_grad]
+        module, dp_optimizer, loader = engine.make_private(
             module=private,
-            optimizer=SGD(private.parameters(), lr=lr),
+            optimizer=optimizer.build(parameters, lr, state, optimizer_state_key),
             data_loader=DataLoader(TensorDataset(x, y), batch_size=batch_size),
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.max_grad_norm,
             poisson_sampling=True,
             noise_generator=None if secure_mode else torch.Generator().manual_seed(seed),
         )
-        parameters = [p for p in module.parameters() if p.requires_grad]
         augment_generator = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             for inputs, targets in loader:
                 if augment is not None:
                     inputs = augment(inputs, augment_generator)
-                optimizer.zero_grad()
+                dp_optimizer.zero_grad()
                 logits = module(inputs)
                 loss = F.cross_entropy(logits, targets)
                 loss.backward()  # an empty Poisson batch gives a NaN loss but zero per-sample gradients
-                optimizer.pre_step()  # clip, sum, noise, scale; the accountant counts the step
+                dp_optimizer.pre_step()  # clip, sum, noise, scale; the accountant counts the step
                 if correct_gradients is not None:
                     corrected = correct_gradients(parameters, [p.grad for p in parameters])
                     for parameter, gradient in zip(parameters, corrected):
                         parameter.grad = gradient
-                optimizer.original_optimizer.step()
+                dp_optimizer.original_optimizer.step()
+                if correct_weights is not None:
+                    with torch.no_grad():
+                        correct_weights(parameters, lr)
                 if len(targets):
                     total_loss += loss.item() * len(targets)
                     correct += (logits.argmax(1) == targets).sum().item()
                     seen += len(targets)
                 steps += 1
+    optimizer.keep(dp_optimizer.original_optimizer, state, optimizer_state_key)
     model.load_state_dict(private.state_dict())
     history = engine.accountant.history
     store_history(state, ACCOUNTANT_KEY, history)
@@ -196,13 +205,13 @@ def train_privately(
 def train_sizes(federation: "Federation") -> list[int]:
     """Every client's number of local training examples, without materializing its tensors.
 
-    The same split as ``Federation``: ``eval_fraction`` of a partition (at least one
-    example, at most all but one) is kept for evaluation.
+    The same split as ``Federation``: ``Federation.eval_size`` of a partition's
+    examples are kept for evaluation.
     """
     sizes = []
     for partition_id in range(federation.num_clients):
         size = len(federation.partitioner.load_partition(partition_id))
-        sizes.append(size - min(size - 1, max(1, round(federation.eval_fraction * size))))
+        sizes.append(size - federation.eval_size(size))
     return sizes
 
 

@@ -42,7 +42,7 @@ def test_a_run_is_tracked_in_mlflow_with_its_config_choices_and_every_aggregate_
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "run"  # the run folder's name
     params = run.data.params
-    assert params["strategy._target_"] == "flwr.serverapp.strategy.FedAvg"
+    assert params["strategy._target_"] == "strategies.fedavg.FedAvg"
     assert params["seed"] == "0" and params["num_clients"] == "4" and params["client.lr"] == "0.05"
     assert params["model.hidden_sizes"] == "[200, 200]"
     assert params["callbacks.mlflow.experiment_name"] == "fedsim"

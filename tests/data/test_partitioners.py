@@ -18,6 +18,7 @@ from fedsim.config import ConfigError
 from fedsim.data import FederatedData, Federation, QuantitySkewPartitioner, build_partitioner, load_digits
 from fedsim.data import load_synthetic
 from fedsim.data.partitioners import partition_rows as kept_rows
+from fedsim.privacy.local import train_sizes
 from tests.conftest import compose_config
 from tests.option_files import option_settings
 
@@ -374,6 +375,27 @@ def test_client_train_and_eval_split_the_partition(eval_fraction):
 def test_client_keeps_at_least_one_eval_example():
     fed = federation(eval_fraction=0.001)
     assert all(len(fed.client(pid).eval_y) == 1 for pid in range(4))
+
+
+def test_eval_fraction_0_trains_on_every_example_of_the_partition():
+    fed = federation(eval_fraction=0)
+    for pid in range(4):
+        client = fed.client(pid)
+        partition_rows_ = sorted(column(fed.partitioner.load_partition(pid), "x")[:, 0].tolist())
+        assert sorted(client.train_x[:, 0].tolist()) == partition_rows_
+        assert client.train_y.tolist() == [int(r) % 3 for r in client.train_x[:, 0].tolist()]
+        assert len(client.eval_x) == len(client.eval_y) == 0
+    # local DP sizes its noise by the same split, without materializing the clients
+    assert train_sizes(fed) == [len(fed.partitioner.load_partition(pid)) for pid in range(4)]
+
+
+def test_whole_partitions_come_in_the_client_split_order():
+    # every eval_fraction splits the same client-split permutation: its first examples are kept for
+    # evaluation (none with eval_fraction 0), the rest train in that order
+    fed, whole = federation(eval_fraction=0.1), federation(eval_fraction=0)
+    for pid in range(4):
+        order = torch.cat([fed.client(pid).eval_x, fed.client(pid).train_x])
+        assert torch.equal(order, whole.client(pid).train_x)
 
 
 def test_client_is_cached():

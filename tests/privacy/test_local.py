@@ -6,9 +6,13 @@ from flwr.app import RecordDict
 from torch import nn
 
 from fedsim.config import ConfigError
+from fedsim.optimizers import SGD
 from fedsim.privacy.local import DPSGD, batches_per_epoch, check_model, train_privately
 from fedsim.training import train_locally
+from tests.option_files import option_settings
 from tests.privacy.reference import reference_epsilon
+
+PLAIN_SGD = SGD(**option_settings("optimizer", "sgd"))
 
 
 def data(n: int = 30, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,7 +28,7 @@ def model() -> nn.Module:
 def private_round(net, state, *, noise=1.0, clip=1.0, batch_size=10, epochs=2, seed=1, **extra):
     x, y = data()
     return train_privately(
-        net, x, y, epochs=epochs, batch_size=batch_size, lr=0.1, seed=seed, state=state,
+        net, x, y, epochs=epochs, batch_size=batch_size, lr=0.1, optimizer=PLAIN_SGD, seed=seed, state=state,
         dp=DPSGD(noise_multiplier=noise, max_grad_norm=clip, delta=1e-5, accountant="rdp", secure_mode=False), **extra,
     )
 
@@ -33,7 +37,7 @@ def test_without_noise_or_clipping_full_batch_dp_sgd_is_gradient_descent():
     # With a batch as large as the data, Poisson sampling takes every example every step.
     x, y = data()
     plain, private = model(), model()
-    train_locally(plain, x, y, epochs=3, batch_size=30, lr=0.1, seed=1)
+    train_locally(plain, x, y, epochs=3, batch_size=30, lr=0.1, optimizer=PLAIN_SGD, seed=1)
     metrics = private_round(private, RecordDict(), noise=0.0, clip=1e6, batch_size=30, epochs=3)
     assert metrics["num-steps"] == 3
     for a, b in zip(plain.state_dict().values(), private.state_dict().values()):
@@ -46,7 +50,7 @@ def test_augmentation_transforms_every_sampled_batch():
     # expected weights come from plain training on reversed data).
     x, y = data()
     plain, private = model(), model()
-    train_locally(plain, x.flip(-1), y, epochs=3, batch_size=30, lr=0.1, seed=1)
+    train_locally(plain, x.flip(-1), y, epochs=3, batch_size=30, lr=0.1, optimizer=PLAIN_SGD, seed=1)
     seen = []
 
     def reverse(inputs, generator):

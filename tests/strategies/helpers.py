@@ -9,7 +9,9 @@ from fedsim.client_half import ClientHalf
 from fedsim.data import ClientData
 from fedsim.flower_internals import set_task_identity
 from fedsim.models import LogisticRegression
+from fedsim.optimizers import SGD, ClientOptimizer
 from fedsim.sampling import NodeSubsetGrid
+from tests.option_files import option_settings
 
 # Messages read the sender's identity from here (fedsim's engines set it the same way).
 set_task_identity(run_id=7, node_id=0)
@@ -61,8 +63,15 @@ def grid(num_nodes: int) -> NodeSubsetGrid:
     return NodeSubsetGrid(None, list(range(1, num_nodes + 1)))
 
 
-def train_config(lr: float = 0.1, epochs: int = 1, batch_size: int = 12) -> ConfigRecord:
-    return ConfigRecord({"server-round": 1, "lr": lr, "local-epochs": epochs, "batch-size": batch_size})
+# The default optimizer, as conf/optimizer/sgd.yaml states it: plain SGD.
+PLAIN_SGD = SGD(**option_settings("optimizer", "sgd"))
+
+
+def train_config(
+    lr: float = 0.1, epochs: int = 1, batch_size: int = 12, optimizer: ClientOptimizer = PLAIN_SGD
+) -> ConfigRecord:
+    recipe = {"server-round": 1, "lr": lr, "local-epochs": epochs, "batch-size": batch_size}
+    return ConfigRecord(recipe | optimizer.to_config())
 
 
 def reply(instruction: Message, content: RecordDict) -> Message:
@@ -86,7 +95,7 @@ def run_client(
     half = half_class(message, state, data, seed)
     half.load(model)
     metrics = half.start(model)
-    metrics |= half.train(model, half.correct_gradients)
+    metrics |= half.train(model, half.correct_gradients, half.correct_weights)
     metrics["num-examples"] = len(data.train_y)
     extra = half.finish(model, metrics)
     return RecordDict({"arrays": ArrayRecord(model.state_dict()), **extra, "metrics": MetricRecord(metrics)})

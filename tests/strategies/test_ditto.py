@@ -27,7 +27,7 @@ from tests.strategies.helpers import (
 
 
 def test_server_sends_lambda_and_averages_as_fedavg():
-    strategy = Ditto(proximal_lambda=0.7, **TAKE_ALL)
+    strategy = Ditto(proximal_lambda=0.7, weighting="examples", **TAKE_ALL)
     messages = list(strategy.configure_train(1, record(w=[1, 2]), ConfigRecord(), grid(2)))
     assert all(m.content["config"][LAMBDA_KEY] == 0.7 for m in messages)
     contents = [client_reply(record(w=[0, 4]), 1), client_reply(record(w=[4, 0]), 3)]

@@ -43,7 +43,7 @@ def test_batch_norm_keys_are_the_affine_weights_and_running_statistics():
 
 
 def test_server_averages_every_array_weighted_by_examples():
-    strategy = FedBN(**TAKE_ALL)
+    strategy = FedBN(weighting="examples", **TAKE_ALL)
     global_arrays = record(**{"conv.weight": [0, 0], "norm.running_mean": [0, 0]})
     messages = list(strategy.configure_train(1, global_arrays, ConfigRecord(), grid(2)))
     contents = [
@@ -61,7 +61,7 @@ def message(arrays: ArrayRecord, message_type: str = "train") -> Message:
 
 
 def test_clients_keep_their_batch_norm_layers_while_the_rest_is_averaged():
-    strategy = FedBN(**TAKE_ALL)
+    strategy = FedBN(weighting="examples", **TAKE_ALL)
     clients = [shifted_data(0, shift=0.0), shifted_data(1, shift=5.0)]
     states = [RecordDict(), RecordDict()]
     arrays = ArrayRecord(bn_model().state_dict())

@@ -24,7 +24,7 @@ from tests.strategies.helpers import (
 
 
 def test_server_state_and_model_match_hand_computed_values():
-    strategy = FedDyn(num_clients=4, alpha=0.5, **TAKE_ALL)
+    strategy = FedDyn(num_clients=4, alpha=0.5, weighting="uniform", **TAKE_ALL)
     messages = list(strategy.configure_train(1, record(w=[1, 2]), ConfigRecord(), grid(2)))
     assert messages[0].content["config"][ALPHA_KEY] == 0.5
     contents = [client_reply(record(w=[0, 4]), 1), client_reply(record(w=[3, 2]), 3)]
@@ -78,7 +78,7 @@ def test_server_h_stays_the_mean_of_all_clients_gradient_terms():
     alpha, num_clients = 0.3, 3
     clients = [toy_data(seed, n=8) for seed in range(num_clients)]
     states = [RecordDict() for _ in range(num_clients)]
-    strategy = FedDyn(num_clients=num_clients, alpha=alpha, **TAKE_ALL)
+    strategy = FedDyn(num_clients=num_clients, alpha=alpha, weighting="uniform", **TAKE_ALL)
     arrays = ArrayRecord(toy_model().state_dict())
     for server_round, sampled in enumerate([[0, 1], [1, 2], [0, 2]], start=1):
         messages = list(strategy.configure_train(server_round, arrays, train_config(batch_size=4), grid(len(sampled))))

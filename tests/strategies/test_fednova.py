@@ -5,9 +5,17 @@ import pytest
 from flwr.app import ConfigRecord
 from flwr.serverapp.strategy import FedAvg
 
-from fedsim.client_half import ClientHalf, client_half_class, client_half_path
-from strategies.fednova import FedNova
-from tests.strategies.helpers import TAKE_ALL, assert_trains, client_reply, grid, record, replies_to, run_table, values
+from fedsim.client_half import client_half_class, client_half_path
+from strategies.fednova import FACTOR_KEY, FedNova, FedNovaClient
+from tests.strategies import helpers
+from tests.strategies.helpers import TAKE_ALL, assert_trains, grid, record, replies_to, run_table, values
+
+
+def client_reply(arrays, num_examples, num_steps):
+    """A FedNova client's reply after plain SGD, whose normalizing factor is its number of steps."""
+    content = helpers.client_reply(arrays, num_examples, num_steps=num_steps)
+    content["metrics"][FACTOR_KEY] = float(num_steps)
+    return content
 
 
 def aggregate(strategy, global_arrays, contents):
@@ -20,7 +28,7 @@ def test_normalized_averaging_matches_hand_computed_values():
         client_reply(record(w=[0, 4]), num_examples=1, num_steps=2),  # d = (x - y) / 2 = [0.5, -1]
         client_reply(record(w=[3, 2]), num_examples=3, num_steps=4),  # d = [-0.5, 0]
     ]
-    arrays, _ = aggregate(FedNova(**TAKE_ALL), record(w=[1, 2]), contents)
+    arrays, _ = aggregate(FedNova(weighting="examples", **TAKE_ALL), record(w=[1, 2]), contents)
     # p = [1/4, 3/4]; tau_eff = 2/4 + 12/4 = 3.5; sum p d = [-0.25, -0.25]; x - 3.5 * that
     np.testing.assert_allclose(values(arrays)["w"], [1.875, 2.875])
     fedavg, _ = aggregate(FedAvg(**TAKE_ALL), record(w=[1, 2]), contents)
@@ -35,7 +43,7 @@ def test_equal_local_steps_give_fedavg(steps):
         client_reply(record(w=rng.normal(size=5).tolist(), b=rng.normal(size=2).tolist()), n, num_steps=steps)
         for n in (3, 10, 4)
     ]
-    arrays, metrics = aggregate(FedNova(**TAKE_ALL), global_arrays, contents)
+    arrays, metrics = aggregate(FedNova(weighting="examples", **TAKE_ALL), global_arrays, contents)
     fedavg_arrays, fedavg_metrics = aggregate(FedAvg(**TAKE_ALL), global_arrays, contents)
     for key, value in values(fedavg_arrays).items():
         np.testing.assert_allclose(values(arrays)[key], value, atol=1e-6)
@@ -49,16 +57,17 @@ def test_a_client_running_more_steps_does_not_pull_the_model_harder():
         client_reply(record(w=[1, 0]), num_examples=1, num_steps=1),
         client_reply(record(w=[0, 3]), num_examples=1, num_steps=3),
     ]
-    arrays, _ = aggregate(FedNova(**TAKE_ALL), record(w=[0, 0]), contents)
+    arrays, _ = aggregate(FedNova(weighting="examples", **TAKE_ALL), record(w=[0, 0]), contents)
     np.testing.assert_allclose(values(arrays)["w"], [1, 1])  # tau_eff = 2 steps along (1, 1) / 2
     fedavg, _ = aggregate(FedAvg(**TAKE_ALL), record(w=[0, 0]), contents)
     np.testing.assert_allclose(values(fedavg)["w"], [0.5, 1.5])
 
 
-def test_the_client_half_is_plain_local_training():
-    # the class path the server sends in every message names plain training, which the ClientApp loads
-    assert client_half_path(FedNova(**TAKE_ALL)) == "fedsim.client_half.ClientHalf"
-    assert client_half_class(client_half_path(FedNova(**TAKE_ALL))) is ClientHalf
+def test_the_client_half_is_fednovas():
+    # the class path the server sends in every message names FedNova's client, which the ClientApp loads
+    strategy = FedNova(weighting="examples", **TAKE_ALL)
+    assert client_half_path(strategy) == "strategies.fednova.FedNovaClient"
+    assert client_half_class(client_half_path(strategy)) is FedNovaClient
 
 
 def test_a_run_trains(tmp_path):

@@ -33,7 +33,7 @@ from tests.strategies.helpers import (
 
 
 def test_server_update_and_control_variates_match_hand_computed_values():
-    strategy = Scaffold(num_clients=4, server_learning_rate=0.5, **TAKE_ALL)
+    strategy = Scaffold(num_clients=4, server_learning_rate=0.5, weighting="examples", **TAKE_ALL)
     messages = list(strategy.configure_train(1, record(w=[1, 2]), ConfigRecord(), grid(2)))
     assert all((values(m.content[SERVER_CONTROL_KEY])["w"] == 0).all() for m in messages)
     contents = [
@@ -107,7 +107,7 @@ def test_option_two_divides_by_the_number_of_local_steps():
 def test_first_round_with_zero_control_variates_is_fedavg():
     clients = [toy_data(seed, n=6 + 3 * seed) for seed in range(3)]
     zero = {name: torch.zeros_like(p) for name, p in toy_model().named_parameters()}
-    strategy = Scaffold(num_clients=5, server_learning_rate=1.0, **TAKE_ALL)
+    strategy = Scaffold(num_clients=5, server_learning_rate=1.0, weighting="examples", **TAKE_ALL)
     global_arrays = ArrayRecord(toy_model().state_dict())
     messages = list(strategy.configure_train(1, global_arrays, train_config(batch_size=4), grid(3)))
 
