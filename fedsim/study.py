@@ -14,7 +14,9 @@ def run_study(runs: Mapping[str, Sequence[str]], runs_dir: Path, jobs: int = 2) 
     A run whose ``status.yaml`` says completed is skipped; any other run that started
     goes on after its last checkpoint (``checkpoint.every``; as ``fedsim resume=`` does,
     refused under other versions than it ran under), so a study can be stopped, even
-    killed, and resumed. Each worker process uses one torch thread.
+    killed, and resumed; a run another process is running (its folder is locked) is left
+    to it, so a second study process takes the next runs. Each worker process uses one
+    torch thread.
     """
     names = list(runs)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -27,6 +29,7 @@ def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
     import torch
 
     from fedsim.compose import compose
+    from fedsim.run_folder import RunFolderTaken, claim
     from fedsim.runner import run
     from fedsim.versions import check_versions
 
@@ -35,6 +38,10 @@ def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
     status = run_dir / "status.yaml"
     if status.is_file() and (yaml.safe_load(status.read_text()) or {}).get("status") == "completed":
         return f"{name}: already done"
+    try:
+        claim(run_dir, overwrite=True)  # another process of the study (a second run.py) may be running it
+    except RunFolderTaken:
+        return f"{name}: in use by another process; left to it"
     cfg, choices = compose(*overrides)
     check_versions(run_dir, force=False)  # a run that started: go on only under the versions it ran under
     summary = run(cfg, run_dir, choices, quiet=True, resume=True)  # from its checkpoint, if it has one

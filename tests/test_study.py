@@ -1,5 +1,8 @@
 """fedsim.study.run_study: completed runs are skipped, interrupted ones go on after their checkpoint."""
 
+import subprocess
+import sys
+
 import pandas as pd
 import yaml
 
@@ -21,3 +24,19 @@ def test_a_study_skips_completed_runs_and_resumes_interrupted_ones(tmp_path, cap
     status = yaml.safe_load((tmp_path / "runs" / "stopped" / "status.yaml").read_text())
     assert status["status"] == "completed" and status["resumed_after"] == 2  # went on, did not start over
     pd.testing.assert_frame_equal(values(tmp_path / "runs" / "stopped"), values(tmp_path / "runs" / "done"))
+
+
+def test_a_run_another_process_is_running_is_left_to_it(tmp_path, capsys):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from fedsim.run_folder import claim; claim(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(tmp_path / "runs" / "busy")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run_study({"busy": [*TINY, "num_rounds=1"]}, tmp_path / "runs", jobs=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert capsys.readouterr().out.splitlines() == ["busy: in use by another process; left to it"]
+    assert not (tmp_path / "runs" / "busy" / "metrics.csv").exists()

@@ -160,7 +160,7 @@ def train_privately(
         parameters = [p for p in private.parameters() if p.requires_grad]
         module, dp_optimizer, loader = engine.make_private(
             module=private,
-            optimizer=optimizer.build(parameters, lr, state, optimizer_state_key),
+            optimizer=optimizer.build_torch(parameters, lr, state, optimizer_state_key),  # Opacus wraps a torch.optim one
             data_loader=DataLoader(TensorDataset(x, y), batch_size=batch_size),
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.max_grad_norm,
