@@ -162,6 +162,7 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
     """Check every setting of ``cfg`` and build what the run needs; ConfigError (one sentence) on the first mistake."""
     logging.getLogger("flwr").setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     settings = check_options(cfg)
+    engine = build(cfg.engine)  # first: its checks (a Ray address that does not answer) need no data
     federation_spec = FederationSpec.from_config(cfg)
     federation = federation_spec.load()
     data = federation.data
@@ -187,7 +188,7 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
         privacy=privacy,
         strategy=strategy,
         callbacks=callbacks,
-        engine=build(cfg.engine),
+        engine=engine,
     )
 
 

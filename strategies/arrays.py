@@ -6,9 +6,10 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
-from fedsim.flower_internals import check_and_log_replies, validate_message_reply_consistency
+from fedsim.flower_internals import validate_message_reply_consistency
 from fedsim.resident import ResidentArray
 from strategies.fedavg import FedAvg
+from strategies.weighting import train_contents
 
 
 def as_float64(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -58,10 +59,9 @@ class GlobalModelUpdate(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         extra = self.replies_carry_extra_arrays
-        valid_replies, _ = check_and_log_replies(self, replies, is_train=True, validate=not extra)
-        if not valid_replies:
+        contents = train_contents(self, replies, validate=not extra)
+        if not contents:
             return None, None
-        contents = [reply.content for reply in valid_replies]
         if extra:
             validate_message_reply_consistency(contents, self.weighted_by_key, check_arrayrecord=False)
         next_x = self.next_global(as_float64(self.global_arrays), contents)

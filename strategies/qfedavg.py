@@ -11,7 +11,12 @@ from flwr.serverapp import strategy as flower
 
 from fedsim.client_half import ClientHalf
 from fedsim.config.checks import require
-from fedsim.flower_internals import check_and_log_replies, compute_delta_and_h, get_local_weights, get_train_loss
+from fedsim.flower_internals import (
+    check_and_log_replies,
+    compute_delta_and_h,
+    get_local_weights,
+    get_train_loss,
+)
 from fedsim.training import evaluate
 from strategies.weighting import Weighted, check_weighting
 
@@ -70,7 +75,7 @@ class QFedAvg(flower.QFedAvg, Weighted):
         valid_replies, _ = check_and_log_replies(self, replies, is_train=True, validate=True)
         if not valid_replies:
             return None, None
-        contents = [reply.content for reply in valid_replies]
+        contents = [reply.content for reply in valid_replies]  # get_local_weights reads the replies themselves
         lipschitz = 1.0 / self.client_learning_rate
         keys = list(self.current_arrays.keys())
         global_weights = self.current_arrays.to_numpy_ndarrays(keep_input=False)  # as Flower's step does

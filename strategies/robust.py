@@ -17,8 +17,8 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp import strategy as flower
 
 from fedsim.config.checks import require
-from fedsim.flower_internals import check_and_log_replies, select_multikrum
-from strategies.weighting import Weighted, check_weighting
+from fedsim.flower_internals import select_multikrum
+from strategies.weighting import Weighted, check_weighting, train_contents
 
 KRUM_MINIMUM = "2 * num_malicious_nodes + 3 (Blanchard et al. 2017)"
 
@@ -82,11 +82,11 @@ class MultiKrum(flower.MultiKrum, Weighted):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid_replies, _ = check_and_log_replies(self, replies, is_train=True, validate=True)
-        if not valid_replies:
+        contents = train_contents(self, replies)
+        if not contents:
             return None, None
         selected = select_multikrum(
-            [reply.content for reply in valid_replies], self.num_malicious_nodes, self.num_nodes_to_select
+            contents, self.num_malicious_nodes, self.num_nodes_to_select
         )
         return self.average(selected), self.train_metrics_aggr_fn(selected, self.weighted_by_key)
 

@@ -74,8 +74,13 @@ class Weighted(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid_replies, _ = check_and_log_replies(self, replies, is_train=True, validate=True)
-        if not valid_replies:
+        contents = train_contents(self, replies)
+        if not contents:
             return None, None
-        contents = [reply.content for reply in valid_replies]
         return self.average(contents), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+
+
+def train_contents(strategy: FedAvg, replies: Iterable[Message], validate: bool = True) -> list[RecordDict]:
+    """The contents of the valid training replies, checked and logged as Flower's FedAvg does (empty: none valid)."""
+    valid_replies, _ = check_and_log_replies(strategy, replies, is_train=True, validate=validate)
+    return [reply.content for reply in valid_replies]

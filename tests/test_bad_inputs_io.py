@@ -64,7 +64,7 @@ def write_cluster_file(env: dict[str, str], address: str) -> Path:
 def test_ray_engine_with_an_address_where_nothing_listens_fails_in_one_line_within_10_s(ray_env, tmp_path):
     result, seconds = fedsim(*TINY, "engine=ray", "engine.address=127.0.0.1:1", f"hydra.run.dir={tmp_path / 'run'}",
                              cwd=tmp_path, env=ray_env)
-    assert_one_error_line(result, "engine.address=127.0.0.1:1: no Ray cluster answers there within 3 s;")
+    assert_one_error_line(result, "engine.address=127.0.0.1:1: no Ray cluster answers there within 2 s;")
     assert seconds < 10
     status = yaml.safe_load((tmp_path / "run" / "status.yaml").read_text())
     assert status["status"] == "failed" and "no Ray cluster answers" in status["reason"]

@@ -71,13 +71,16 @@ class RayEngine:
         )
         self.client_resources = dict(client_resources)
         self.address = address
+        # Checked as the plan is built, before any data is loaded: an address where no
+        # cluster answers is one sentence within seconds, not a run that fails later.
+        self.init_args = checked_init_args(address)
 
     def run(self, server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
         from flwr.simulation import run_simulation
 
         # Keep Ray's current behaviour (and silence its notice about changing it).
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-        init_args = checked_init_args(self.address)
+        init_args = self.init_args
         start_ray(init_args)
         notice_filter = _DropRunSimulationDeprecation()
         flwr_logger = logging.getLogger("flwr")
@@ -131,7 +134,7 @@ def start_ray(init_args: dict) -> None:
 
 # Seconds a Ray cluster may take to answer fedsim's first request: ray.init would wait
 # minutes for one that is not there, retrying every few seconds.
-PROBE_SECONDS = 3.0
+PROBE_SECONDS = 2.0
 RAY_CLIENT_PORT = 10001  # the port of a ray://HOST address without one, as Ray's client takes it
 
 
