@@ -80,7 +80,7 @@ def _run_from_hydra(cfg: DictConfig) -> float | None:
 
             print_run_line(label, run_dir, failure=str(taken))
             return None
-        print(f"fedsim: error: {taken}", file=sys.stderr)
+        say(f"fedsim: error: {taken}")
         sys.exit(2)
     choices = group_choices(hydra_cfg.runtime.choices, cfg)
     if resuming and (run_dir / CONFIG_FILE).is_file():
@@ -123,7 +123,7 @@ def run_and_report(  # pylint: disable=too-many-arguments,too-many-positional-ar
             print_run_line(label, run_dir, failure=str(read_status(run_dir)["reason"]))
             return None
         if isinstance(error, ConfigError):
-            print(f"fedsim: error: {error}", file=sys.stderr)
+            say(f"fedsim: error: {error}")
             sys.exit(2)
         raise
     if quiet:
@@ -151,11 +151,7 @@ def report_interruption(stop: KeyboardInterrupt, run_dir: Path, num_rounds: int)
     if status["status"] != "interrupted":  # stopped before the runner could record it
         write_status(run_dir, "interrupted", last_round=0)
         status = read_status(run_dir)
-    print(
-        f"fedsim: interrupted after round {status.get('last_round', 0)} of {num_rounds}; "
-        f"results so far in {run_dir}",
-        file=sys.stderr,
-    )
+    say(f"fedsim: interrupted after round {status.get('last_round', 0)} of {num_rounds}; results so far in {run_dir}")
     sys.exit(stop.exit_code if isinstance(stop, RunInterrupted) else 130)
 
 
@@ -217,9 +213,9 @@ def report_sweep() -> int:
             failed.append(f"  #{note['number']} {' '.join(note['overrides'])}: {reason}  {run_dir}")
     if not failed:
         return 0
-    print(f"fedsim: {len(failed)} of {len(notes)} runs failed:", file=sys.stderr)
+    say(f"fedsim: {len(failed)} of {len(notes)} runs failed:")
     for line in failed:
-        print(line, file=sys.stderr)
+        say(line)
     return 1
 
 
@@ -297,7 +293,7 @@ def resume(path: str, args: list[str]) -> NoReturn:
     if not (run_dir / CONFIG_FILE).is_file():
         fail(f"resume={path} names no fedsim run folder or sweep folder (it holds no {CONFIG_FILE} or {HYDRA_SWEEP_FILE}).")
     if done := finished(run_dir):
-        print(f"fedsim: {path} already {done}; there is nothing to resume.", file=sys.stderr)
+        say(f"fedsim: {path} already {done}; there is nothing to resume.")
         sys.exit(0)
     try:
         claim(run_dir, overwrite=True)
@@ -322,9 +318,15 @@ def resume_sweep(sweep_dir: Path) -> NoReturn:
     sys.exit(report_sweep())
 
 
+def say(line: str) -> None:
+    """One line on stderr in one write: the lines of a sweep's parallel jobs and its own never interleave."""
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+
+
 def fail(sentence: str) -> NoReturn:
     """Bad input: one sentence on stderr, exit code 2."""
-    print(f"fedsim: error: {sentence}", file=sys.stderr)
+    say(f"fedsim: error: {sentence}")
     sys.exit(2)
 
 
@@ -338,7 +340,7 @@ def claim_explicit_run_dir(args: list[str]) -> None:
             try:
                 claim(value, OVERWRITE[0])
             except RunFolderTaken as taken:
-                print(f"fedsim: error: {taken}", file=sys.stderr)
+                say(f"fedsim: error: {taken}")
                 sys.exit(2)
 
 
@@ -382,7 +384,7 @@ def run_hydra() -> None:
         with handle_signals():
             _run_from_hydra()  # pylint: disable=no-value-for-parameter
     except KeyboardInterrupt as stop:  # outside a run: Hydra composing, between a sweep's jobs, workers running them
-        print("fedsim: interrupted", file=sys.stderr)
+        say("fedsim: interrupted")
         sys.exit(stop.exit_code if isinstance(stop, RunInterrupted) else 130)
 
 
