@@ -1,5 +1,6 @@
 """The versions a run ran under, recorded in its folder; a resume under others is refused unless forced."""
 
+import functools
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +28,7 @@ def current_versions() -> dict[str, str]:
     return versions
 
 
+@functools.cache  # one git call per process, not one per run of a sweep
 def git_commit() -> str | None:
     """The commit of the git checkout fedsim is imported from, if it is imported from one."""
     checkout = Path(__file__).resolve().parents[1]

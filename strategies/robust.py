@@ -85,9 +85,7 @@ class MultiKrum(flower.MultiKrum, Weighted):
         contents = train_contents(self, replies)
         if not contents:
             return None, None
-        selected = select_multikrum(
-            contents, self.num_malicious_nodes, self.num_nodes_to_select
-        )
+        selected = select_multikrum(contents, self.num_malicious_nodes, self.num_nodes_to_select)
         return self.average(selected), self.train_metrics_aggr_fn(selected, self.weighted_by_key)
 
 
