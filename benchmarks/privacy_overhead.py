@@ -32,7 +32,7 @@ VARIANTS = {
     "none": ["privacy=none"],
     "local_dp": ["privacy=local_dp", "privacy.noise_multiplier=1.0", "privacy.max_grad_norm=1.0"],
     "local_dp_prv": ["privacy=local_dp", "privacy.noise_multiplier=1.0", "privacy.accountant=prv"],
-    "central_dp": ["privacy=central_dp", "privacy.noise_multiplier=1.0", "privacy.clipping_norm=1.0"],
+    "central_dp": ["privacy=central_dp", "privacy.noise_multiplier=1.0", "privacy.clipping_norm=1.0", "strategy.weighting=uniform"],
 }
 
 

@@ -23,6 +23,7 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from fedsim.attacks.client import attack_mod, attacked_data
 from fedsim.callbacks.base import RunInfo
 from fedsim.callbacks.divergence import DivergenceCheck
 from fedsim.callbacks.heartbeat import Heartbeat
@@ -40,6 +41,8 @@ from fedsim.checkpoint import (
 )
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, ClientHalf, client_half_class
 from fedsim.data.spec import FederationSpec
+from fedsim.devices import client_device
+from fedsim.faults import faults_mod
 from fedsim.models.building import ModelFactory, shared_model
 from fedsim.privacy.central import client_side_clipping_mod
 from fedsim.recording import RoundRecorder
@@ -54,14 +57,28 @@ MODEL_FILE = "model.pt"
 NODE_WAIT_SECONDS = 0.05
 
 
-def build_client_app(federation: FederationSpec, model_factory: ModelFactory) -> ClientApp:
-    """A ClientApp whose nodes train and evaluate on their partition of ``federation``.
+class BuiltClientApp(ClientApp):
+    """A ClientApp that pickles as the call that built it, so a process it is sent to
+    (a spawned worker, a Ray actor) builds its own from the same small pieces."""
+
+    built_from: tuple
+
+    def __reduce__(self):
+        return (build_client_app, self.built_from)
+
+
+def build_client_app(federation: FederationSpec, model_factory: ModelFactory, device: str = "cpu") -> ClientApp:
+    """A ClientApp whose nodes train and evaluate on their partition of ``federation``, on ``device``.
 
     Client-side cross-cutting behaviour is a chain of Flower client mods around the
-    handlers (``client_side_clipping_mod`` for central DP); local DP-SGD and
-    augmentation happen in the one training function every client half uses.
+    handlers (injected faults, attacks, clipping for central DP); a malicious client's
+    data are poisoned as its message says (``attacked_data``); local DP-SGD and
+    augmentation happen in the one training function every client half uses. The
+    device (a ``device`` setting: ``cpu``, ``cuda``, ...) is resolved in the process
+    that runs the clients, once.
     """
-    app = ClientApp(mods=[client_side_clipping_mod])
+    app = BuiltClientApp(mods=[faults_mod, attack_mod, client_side_clipping_mod])  # the first is outermost
+    app.built_from = (federation, model_factory, device)
 
     def client_half(message: Message, context: Context) -> ClientHalf:
         config = message.content["config"]
@@ -69,12 +86,13 @@ def build_client_app(federation: FederationSpec, model_factory: ModelFactory) ->
         seed = stream_seed(int(config[SEED_KEY]), "client", int(config["server-round"]), partition_id)
         loaded = federation.load()
         half = client_half_class(str(config[CLIENT_HALF_KEY]))
-        return half(message, context.state, loaded.client(partition_id), seed, loaded.data.augmentation)
+        data = attacked_data(loaded.client(partition_id), config).to(client_device(device))
+        return half(message, context.state, data, seed, loaded.data.augmentation)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
         half = client_half(message, context)
-        model = shared_model(model_factory)
+        model = shared_model(model_factory, client_device(device))
         half.load(model)
         metrics = half.start(model)
         metrics |= half.train(model, half.correct_gradients, half.correct_weights)
@@ -87,7 +105,7 @@ def build_client_app(federation: FederationSpec, model_factory: ModelFactory) ->
     @app.evaluate()
     def evaluate_locally(message: Message, context: Context) -> Message:
         half = client_half(message, context)
-        model = shared_model(model_factory)
+        model = shared_model(model_factory, client_device(device))
         half.load(model)
         metrics = half.evaluate(model)
         metrics["num-examples"] = len(half.data.eval_y)
@@ -135,7 +153,10 @@ def build_server_app(plan: "RunPlan", run: RunInfo, resume: Checkpoint | None = 
         node_partitions = discover_partitions(grid, settings.num_clients)
         # every run keeps its status fresh and checks for divergence (last: stops_run)
         callbacks = [*plan.callbacks, Heartbeat(), DivergenceCheck(stop=settings.stop_on_divergence)]
-        recorder = RoundRecorder(plan.strategy_stack(node_partitions), node_partitions, callbacks, plan.history)
+        recorder = RoundRecorder(
+            plan.strategy_stack(node_partitions), node_partitions, callbacks, plan.history,
+            skip_failed_rounds=settings.faults.skip_failed_rounds,
+        )
         arrays, first_round = plan.initial_arrays, 1
         if resume is not None:
             load_server_state(recorder.strategy, resume.server_state)

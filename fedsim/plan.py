@@ -3,7 +3,7 @@
 ``build_plan`` turns the config into the objects a run needs: the checked run-wide
 settings, the description of the federation's data, the model factory, the clients'
 optimizer and learning-rate schedule, the privacy mechanism (its noise settled), the
-configured strategy, the callbacks and the engine.
+attack (checked against the data), the configured strategy, the callbacks and the engine.
 Every option is checked against its target's signature and by its target; nothing is
 checked or built again later. The ServerApp and ClientApp are built from the plan;
 what crosses to Ray actors and worker processes is the small, picklable
@@ -20,12 +20,15 @@ from flwr.serverapp.strategy import FedProx, QFedAvg, Strategy
 from omegaconf import DictConfig
 
 from fedsim.apps import build_client_app
+from fedsim.attacks import Attack
+from fedsim.attacks.poisoning import ATTACK_SUCCESS_METRIC
 from fedsim.callbacks.base import Callback, History
 from fedsim.client_half import CLIENT_HALF_KEY, SEED_KEY, client_half_class, client_half_path
-from fedsim.config import GROUPS, CheckpointConfig, ClientConfig, Config, ConfigError
+from fedsim.config import GROUPS, CheckpointConfig, ClientConfig, Config, ConfigError, FaultsConfig
 from fedsim.config.options import check_option, settings_of, target_of
 from fedsim.data import Federation
 from fedsim.data.spec import FederationSpec
+from fedsim.devices import on_device, resolve_device
 from fedsim.instantiate import build
 from fedsim.lr_schedules import LearningRateSchedule
 from fedsim.models.building import ModelFactory
@@ -43,7 +46,7 @@ RUNTIME = {
     "lr_schedule": ("lr", "num_rounds"),
     "strategy": (
         "fraction_train", "fraction_evaluate", "min_train_nodes", "min_evaluate_nodes", "min_available_nodes",
-        "arrayrecord_key", "configrecord_key", "weighted_by_key", "num_clients", "clients_per_round",
+        "arrayrecord_key", "configrecord_key", "weighted_by_key", "num_clients", "clients_per_round", "seed",
     ),
 }
 # fedsim draws each round's clients itself (SeededSampling) and shows the strategy only
@@ -73,16 +76,22 @@ class RunPlan:
     optimizer: ClientOptimizer
     lr_schedule: LearningRateSchedule
     privacy: PrivacyMechanism
+    attack: Attack
     strategy: Strategy
     callbacks: list[Callback]
     engine: object
+    device: torch.device
+    client_device: str
     history: History = field(default_factory=History)
 
     def __post_init__(self) -> None:
         self.initial_arrays = ArrayRecord(self.model.state_dict())
+        self.model.to(self.device)
         data = self.federation.data
-        self._test = self.federation.test_tensors()
-        self._train = data.to_tensors(data.train) if self.settings.centralized_train_metrics else None
+        self._test = on_device(self.federation.test_tensors(), self.device)
+        train_metrics = self.settings.centralized_train_metrics
+        self._train = on_device(data.to_tensors(data.train), self.device) if train_metrics else None
+        self._triggered = self.attack.triggered_test_set(*self._test)
 
     def recipe(self, server_round: int) -> TrainingRecipe:
         """How clients train in ``server_round``: the schedule's learning rate (stragglers get fewer epochs)."""
@@ -107,13 +116,15 @@ class RunPlan:
         return ConfigRecord(self._common_config())
 
     def strategy_stack(self, node_partitions: dict[int, int]) -> Strategy:
-        """The strategy inside the privacy mechanism's wrappers, seeded sampling and stragglers."""
+        """The strategy inside the privacy mechanism's wrappers, seeded sampling, stragglers, the attack and faults."""
         settings = self.settings
         strategy = self.privacy.wrap(self.strategy, settings, node_partitions)
         strategy = SeededSampling(
             strategy, node_partitions, settings.clients_per_round, settings.eval_clients_per_round, settings.seed
         )
-        return Stragglers(strategy, node_partitions, settings.stragglers, settings.drop_stragglers, settings.seed)
+        strategy = Stragglers(strategy, node_partitions, settings.stragglers, settings.drop_stragglers, settings.seed)
+        strategy = self.attack.wrap(strategy, node_partitions, settings.seed)
+        return settings.faults.wrap(strategy, node_partitions, settings.seed)
 
     def evaluate_centrally(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         """The global model's metrics on the held-out test split (and the training split, if asked)."""
@@ -121,10 +132,12 @@ class RunPlan:
         metrics = evaluate(self.model, *self._test)
         if self._train is not None:
             metrics |= {f"train_{name}": value for name, value in evaluate(self.model, *self._train).items()}
+        if self._triggered is not None:
+            metrics[ATTACK_SUCCESS_METRIC] = evaluate(self.model, *self._triggered)["accuracy"]
         return MetricRecord(metrics)
 
     def client_app(self) -> ClientApp:
-        return build_client_app(self.federation_spec, self.model_factory)
+        return build_client_app(self.federation_spec, self.model_factory, self.client_device)
 
 
 def check_options(cfg: DictConfig) -> RunSettings:
@@ -132,6 +145,7 @@ def check_options(cfg: DictConfig) -> RunSettings:
     _check_known("", cfg, Config)
     _check_known("client.", cfg.client, ClientConfig)
     _check_known("checkpoint.", cfg.checkpoint, CheckpointConfig)
+    _check_known("faults.", cfg.faults, FaultsConfig)
     settings = RunSettings.from_config(cfg)
     for group in GROUPS:
         if group == "callbacks":
@@ -163,6 +177,8 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
     logging.getLogger("flwr").setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     settings = check_options(cfg)
     engine = build(cfg.engine)  # first: its checks (a Ray address that does not answer) need no data
+    device = resolve_device(settings.device)
+    client_device = engine.client_device(device)
     federation_spec = FederationSpec.from_config(cfg)
     federation = federation_spec.load()
     data = federation.data
@@ -173,7 +189,10 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
     strategy = build_strategy(cfg.strategy, settings)
     client_half_class(client_half_path(strategy)).check_optimizer(optimizer)
     privacy = build(cfg.privacy)
+    privacy.check_strategy(strategy)
     privacy.prepare(settings, federation, model)
+    attack = build(cfg.attack)
+    attack.prepare(settings, federation, strategy)
     callbacks = [build(node) for node in (cfg.callbacks or {}).values()]
     return RunPlan(
         config=cfg,
@@ -186,16 +205,19 @@ def build_plan(cfg: DictConfig, choices: dict | None = None) -> RunPlan:
         optimizer=optimizer,
         lr_schedule=lr_schedule,
         privacy=privacy,
+        attack=attack,
         strategy=strategy,
         callbacks=callbacks,
         engine=engine,
+        device=device,
+        client_device=client_device,
     )
 
 
 def build_strategy(strategy_cfg: DictConfig, settings: RunSettings) -> Strategy:
     """The configured strategy, taking every node it is shown, given the federation facts its signature asks for."""
     accepted, _ = settings_of(target_of("strategy", strategy_cfg))
-    facts = {"num_clients": settings.num_clients, "clients_per_round": settings.clients_per_round}
+    facts = {"num_clients": settings.num_clients, "clients_per_round": settings.clients_per_round, "seed": settings.seed}
     strategy = build(strategy_cfg, **STRATEGY_RUNTIME, **{key: value for key, value in facts.items() if key in accepted})
     if isinstance(strategy, (FedProx, QFedAvg)) and not hasattr(type(strategy), "client_half"):
         # Flower's classes send their clients settings that plain local training would ignore.

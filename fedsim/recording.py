@@ -2,6 +2,7 @@
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from logging import INFO
 
@@ -12,6 +13,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedsim.callbacks.base import Callback, Failure, History, Row
+from fedsim.config.checks import FedsimWarning
 from fedsim.divergence import NONFINITE_WEIGHTS, nonfinite_count
 from fedsim.strategy_wrapper import StrategyWrapper
 from fedsim.training import LR_KEY
@@ -30,7 +32,7 @@ NO_REPLY = "no reply"
 
 
 class ClientsFailed(RuntimeError):
-    """Every client of a round replied with an error."""
+    """Every client of a round failed (``faults.all_failed: stop``)."""
 
 
 class RoundRecorder(StrategyWrapper):
@@ -43,7 +45,10 @@ class RoundRecorder(StrategyWrapper):
     reasons in ``history.failures``), the array bytes sent down and up, and the learning
     rate the training messages carry (the ``train`` stage's ``lr``). When the new
     global model holds NaN or infinite values it records their count (a ``system``
-    ``train_nonfinite_weights`` row; see ``fedsim.divergence``). At the end of a round
+    ``train_nonfinite_weights`` row; see ``fedsim.divergence``). A stage whose clients
+    all fail stops the run (``ClientsFailed``) or, with ``skip_failed_rounds``, is
+    skipped: the strategy does not aggregate it, the global model stays as it was, and
+    the first such round gives one warning. At the end of a round
     the callbacks that add metrics run first, then the round's aggregates enter
     ``history``, then the other callbacks run, those that may stop the run last (see
     ``fedsim.callbacks``).
@@ -58,6 +63,8 @@ class RoundRecorder(StrategyWrapper):
         The run's round observers.
     history : History
         Where the aggregates of every round are kept.
+    skip_failed_rounds : bool (default: False)
+        Skip a stage whose clients all fail rather than stop the run.
     """
 
     def __init__(
@@ -66,9 +73,12 @@ class RoundRecorder(StrategyWrapper):
         node_partitions: dict[int, int],
         callbacks: Sequence[Callback],
         history: History,
+        skip_failed_rounds: bool = False,
     ) -> None:
         super().__init__(strategy)
         self.node_partitions = node_partitions
+        self.skip_failed_rounds = skip_failed_rounds
+        self._skipped: list[tuple[int, str, str]] = []  # (round, stage, first error) of every skipped stage
         self.callbacks = sorted(callbacks, key=lambda callback: (not callback.adds_metrics, callback.stops_run))
         self.history = history
         self._rows: list[Row] = []
@@ -88,7 +98,8 @@ class RoundRecorder(StrategyWrapper):
         self._rows.append((server_round, "system", None, f"{stage}_bytes_down", float(bytes_down)))
         return messages
 
-    def _record_replies(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message]:
+    def _record_replies(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message] | None:
+        """Record a stage's replies and failures; the replies, or None when every client failed and the stage is skipped."""
         replies = list(replies)
         answered = [reply for reply in replies if not reply.has_error()]
         sent = self._sent.pop(stage, [])
@@ -113,6 +124,16 @@ class RoundRecorder(StrategyWrapper):
         ]
         if sent and not answered:
             first = next((failure.reason for failure in self._failures if failure.stage == stage), NO_REPLY)
+            if self.skip_failed_rounds:
+                if not self._skipped:  # one line for the run (a bug that fails every client shows at once)
+                    warnings.warn(
+                        f"every client failed in round {server_round} ({stage}; the first error: {first}); such "
+                        "rounds are skipped (faults.all_failed=skip; stop ends the run instead).",
+                        FedsimWarning,
+                        stacklevel=2,
+                    )
+                self._skipped.append((server_round, stage, first))
+                return None
             self._end_round(server_round)  # the failed partitions and their reasons stay on record
             raise ClientsFailed(f"every client failed in round {server_round} ({stage}); the first error: {first}")
         return replies
@@ -143,6 +164,8 @@ class RoundRecorder(StrategyWrapper):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = self._record_replies(server_round, "train", replies)
+        if replies is None:
+            return None, None
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if metrics is not None:
             self._record(server_round, "train", None, metrics)
@@ -158,6 +181,8 @@ class RoundRecorder(StrategyWrapper):
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = self._record_replies(server_round, "federated", replies)
+        if replies is None:
+            return None
         metrics = self.strategy.aggregate_evaluate(server_round, replies)
         if metrics is not None:
             self._record(server_round, "federated", None, metrics)
@@ -205,4 +230,8 @@ class RoundRecorder(StrategyWrapper):
             self.aggregate_evaluate(server_round, grid.send_and_receive(messages, timeout=timeout))
             self.evaluate(server_round, arrays, evaluate_fn)
             after_round(server_round, arrays)
+        skipped_training = [(r, first) for r, stage, first in self._skipped if stage == "train"]
+        if len(skipped_training) == num_rounds - first_round + 1:  # skipping is for some rounds, not a whole run
+            first_error = skipped_training[0][1]
+            raise ClientsFailed(f"every client failed in every round's training; the first error: {first_error}")
         return arrays

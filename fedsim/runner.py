@@ -14,6 +14,7 @@ from fedsim.divergence import Diverged
 from fedsim.plan import RunPlan, build_plan
 from fedsim.plots import plot_run
 from fedsim.results import record_failure, running_details, save_config, write_status
+from fedsim.devices import describe
 from fedsim.versions import save_versions
 
 
@@ -111,7 +112,7 @@ def execute(
     else:  # from the start: nothing of an earlier run in this folder may be taken for this one's
         checkpoints.remove(run_dir)
         checkpoints.cut_results(run_dir, dict.fromkeys(checkpoints.APPENDED_FILES, 0))
-        save_versions(run_dir)
+        save_versions(run_dir, describe(plan.device))
     run = RunInfo(
         run_dir=run_dir,
         num_rounds=plan.settings.num_rounds,

@@ -14,6 +14,10 @@ stream                 keys                     draws
 ``central-dp-noise``   round                    the noise Flower's central-DP wrappers add
 ``client``             round, partition id      a client's data order, dropout, DP-SGD
 ``client-split``       partition id             a client's local train/evaluation split
+``aggregate-noise``    round                    the noise ``strategy=norm_clipping`` adds
+``attackers``          (none)                   which partitions are malicious, for the whole run
+``attack``             round, partition id      a malicious client's draws (noise, poisoned examples)
+``faults``             round                    which training clients fail
 =====================  =======================  ===========================================
 """
 
@@ -29,6 +33,10 @@ _STREAMS: dict[str, tuple[int, int]] = {  # name: (stream id, number of keys)
     "central-dp-noise": (4, 1),
     "client": (5, 2),
     "client-split": (6, 1),
+    "aggregate-noise": (7, 1),
+    "attackers": (20, 0),
+    "attack": (21, 2),
+    "faults": (22, 1),
 }
 STREAMS = tuple(_STREAMS)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from fedsim.config.checks import require
+from fedsim.faults import FaultSettings
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class RunSettings:
     centralized_train_metrics: bool
     verbose: bool
     quiet: bool | None
+    faults: FaultSettings
     stop_on_divergence: bool = True
     checkpoint_every: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         require(0 <= self.seed < 2**63, f"seed must be at least 0 and below 2**63 (got {self.seed}).")
@@ -76,9 +79,10 @@ class RunSettings:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "RunSettings":
         """The run-wide settings of a composed config (its types were checked by the schema)."""
-        names = [name for name in cls.__dataclass_fields__ if name not in ("client", "checkpoint_every")]
+        names = [name for name in cls.__dataclass_fields__ if name not in ("client", "faults", "checkpoint_every")]
         return cls(
             client=ClientSettings(**cfg.client),
+            faults=FaultSettings(**cfg.faults),
             checkpoint_every=cfg.checkpoint.every,
             **{name: cfg[name] for name in names},
         )

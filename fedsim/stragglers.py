@@ -8,12 +8,12 @@ partial work.
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedsim.seeds import generator
-from fedsim.strategy_wrapper import StrategyWrapper
+from fedsim.strategy_wrapper import StrategyWrapper, with_config
 
 
 def draw_stragglers(
@@ -74,19 +74,5 @@ class Stragglers(StrategyWrapper):
             if partition not in stragglers:
                 kept.append(message)
             elif not self.drop:
-                kept.append(_with_local_epochs(message, stragglers[partition]))
+                kept.append(with_config(message, {"local-epochs": stragglers[partition]}))
         return kept
-
-
-def _with_local_epochs(message: Message, epochs: int) -> Message:
-    """A copy of a training message whose config asks for ``epochs`` local epochs.
-
-    Strategies share one content record among all their messages, so the config is
-    copied rather than changed in place.
-    """
-    config = ConfigRecord(dict(message.content["config"]))
-    config["local-epochs"] = epochs
-    content = RecordDict({**message.content, "config": config})
-    metadata = message.metadata
-    return Message(content, dst_node_id=metadata.dst_node_id, message_type=metadata.message_type,
-                   group_id=metadata.group_id, ttl=metadata.ttl)

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
@@ -34,3 +34,16 @@ class StrategyWrapper(Strategy):
 
     def summary(self) -> None:
         self.strategy.summary()
+
+
+def with_config(message: Message, entries: dict) -> Message:
+    """A copy of a message whose config record also holds ``entries`` (replacing those it had).
+
+    Strategies share one content record among all their messages, so the config is
+    copied rather than changed in place.
+    """
+    config = ConfigRecord({**message.content["config"], **entries})
+    content = RecordDict({**message.content, "config": config})
+    metadata = message.metadata
+    return Message(content, dst_node_id=metadata.dst_node_id, message_type=metadata.message_type,
+                   group_id=metadata.group_id, ttl=metadata.ttl)

@@ -8,23 +8,26 @@ from pathlib import Path
 import yaml
 
 
-def run_study(runs: Mapping[str, Sequence[str]], runs_dir: Path, jobs: int = 2) -> None:
+def run_study(runs: Mapping[str, Sequence[str]], runs_dir: Path, jobs: int = 2, force: bool = False) -> None:
     """Run every ``name -> overrides`` into ``runs_dir/name``, ``jobs`` at a time.
 
     A run whose ``status.yaml`` says completed is skipped; any other run that started
     goes on after its last checkpoint (``checkpoint.every``; as ``fedsim resume=`` does,
     refused under other versions than it ran under), so a study can be stopped, even
     killed, and resumed; a run another process is running (its folder is locked) is left
-    to it, so a second study process takes the next runs. Each worker process uses one
-    torch thread.
+    to it, so a second study process takes the next runs. ``force`` resumes runs that
+    started under other versions too (their ``versions.yaml`` records ``resumed_under``).
+    Each worker process uses one torch thread.
     """
     names = list(runs)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for line in pool.map(_run_one, names, [list(runs[n]) for n in names], [Path(runs_dir)] * len(names)):
+        for line in pool.map(
+            _run_one, names, [list(runs[n]) for n in names], [Path(runs_dir)] * len(names), [force] * len(names)
+        ):
             print(line, flush=True)
 
 
-def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
+def _run_one(name: str, overrides: list[str], runs_dir: Path, force: bool = False) -> str:
     os.environ["TQDM_DISABLE"] = "1"  # read when tqdm is first imported, below
     import torch
 
@@ -43,7 +46,7 @@ def _run_one(name: str, overrides: list[str], runs_dir: Path) -> str:
     except RunFolderTaken:
         return f"{name}: in use by another process; left to it"
     cfg, choices = compose(*overrides)
-    check_versions(run_dir, force=False)  # a run that started: go on only under the versions it ran under
+    check_versions(run_dir, force)  # a run that started: go on only under the versions it ran under, unless forced
     summary = run(cfg, run_dir, choices, quiet=True, resume=True)  # from its checkpoint, if it has one
     accuracy = summary.final.get("centralized_accuracy", float("nan"))
     return f"{name}: test accuracy {accuracy:.4f} in {summary.seconds:.0f} s"

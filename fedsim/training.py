@@ -9,6 +9,7 @@ from flwr.app import ConfigRecord, RecordDict
 from torch import nn
 from torch.nn import functional as F
 
+from fedsim.devices import rng_devices, seed_device
 from fedsim.optimizers import OPTIMIZER_STATE_KEY, ClientOptimizer
 
 if TYPE_CHECKING:
@@ -126,13 +127,12 @@ def train_locally(
     parameters = [p for p in model.parameters() if p.requires_grad]
     torch_optimizer = optimizer.build(parameters, lr, state, optimizer_state_key)
     model.train()
-    total_loss, correct, seen, steps = 0.0, 0, 0, 0
-    with torch.random.fork_rng(devices=[]):
-        # dropout and other in-model randomness, without leaking out (CPU generator only:
-        # torch.manual_seed also seeds every accelerator backend and costs far more)
-        torch.default_generator.manual_seed(seed)
+    losses, hits, sizes = [], [], []  # read back once at the end: a GPU never waits for the host mid-epoch
+    with torch.random.fork_rng(devices=rng_devices(x.device)):
+        # dropout and other in-model randomness, without leaking out
+        seed_device(x.device, seed)
         for _ in range(epochs):
-            order = torch.randperm(len(y), generator=generator)
+            order = torch.randperm(len(y), generator=generator).to(x.device)
             for start in range(0, len(y), batch_size):
                 batch = order[start : start + batch_size]
                 inputs, targets = x[batch], y[batch]
@@ -149,14 +149,15 @@ def train_locally(
                 if correct_weights is not None:
                     with torch.no_grad():
                         correct_weights(parameters, lr)
-                total_loss += loss.item() * len(batch)
-                correct += (logits.argmax(1) == targets).sum().item()
-                seen += len(batch)
-                steps += 1
+                losses.append(loss.detach())
+                hits.append((logits.argmax(1) == targets).sum())
+                sizes.append(len(batch))
     for parameter in parameters:
         parameter.grad = None
     optimizer.keep(torch_optimizer, state, optimizer_state_key)
-    return {"loss": total_loss / seen, "accuracy": correct / seen, "num-steps": float(steps)}
+    total_loss = sum(loss * size for loss, size in zip(torch.stack(losses).tolist(), sizes))
+    seen = sum(sizes)
+    return {"loss": total_loss / seen, "accuracy": int(torch.stack(hits).sum()) / seen, "num-steps": float(len(sizes))}
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from fedsim.config.checks import ConfigError
 
 VERSIONS_FILE = "versions.yaml"
 PACKAGES = ("fedsim", "flwr", "torch")
+DEVICE_KEY = "device"  # recorded for the reader; a resume may run on another device (device=...)
 
 
 def current_versions() -> dict[str, str]:
@@ -45,9 +46,10 @@ def git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
-def save_versions(run_dir: Path) -> None:
-    """Record the versions this process runs under in ``run_dir``."""
-    (Path(run_dir) / VERSIONS_FILE).write_text(yaml.safe_dump(current_versions(), sort_keys=False))
+def save_versions(run_dir: Path, device: str) -> None:
+    """Record the versions this process runs under in ``run_dir``, and the device it computes on."""
+    record = current_versions() | {DEVICE_KEY: device}
+    (Path(run_dir) / VERSIONS_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
 
 
 def check_versions(run_dir: Path, force: bool) -> None:
@@ -60,7 +62,7 @@ def check_versions(run_dir: Path, force: bool) -> None:
     if not path.is_file():
         return
     recorded = yaml.safe_load(path.read_text()) or {}
-    recorded_versions = {key: value for key, value in recorded.items() if key != "resumed_under"}
+    recorded_versions = {key: value for key, value in recorded.items() if key not in ("resumed_under", DEVICE_KEY)}
     now = current_versions()
     changed = [
         f"{name} {recorded_versions.get(name, 'unrecorded')} (now {now.get(name, 'none')})"

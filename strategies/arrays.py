@@ -1,4 +1,4 @@
-"""NumPy views of ArrayRecords, and the base of strategies that compute the next global model."""
+"""NumPy views of ArrayRecords, their norms, clipping and weighted means, and the base of strategies that compute the next global model."""
 
 from collections.abc import Iterable
 
@@ -26,6 +26,24 @@ def to_record(arrays: dict[str, np.ndarray], like: ArrayRecord) -> ArrayRecord:
             value = np.rint(value)
         record[key] = ResidentArray(np.array(value, dtype=dtype))
     return record
+
+
+def flat_norm(arrays: dict[str, np.ndarray]) -> float:
+    """The Euclidean norm of all of ``arrays`` taken together as one vector."""
+    return float(np.sqrt(sum(np.sum(np.square(value)) for value in arrays.values())))
+
+
+def clip_to_norm(arrays: dict[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:
+    """``arrays`` times min(1, max_norm / ``flat_norm(arrays)``): one vector clipped to norm ``max_norm``."""
+    size = flat_norm(arrays)
+    scale = max_norm / size if size > max_norm else 1.0
+    return {key: value * scale for key, value in arrays.items()}
+
+
+def weighted_mean(points: list[dict[str, np.ndarray]], weights: list[float]) -> dict[str, np.ndarray]:
+    """sum_i w_i p_i / sum_i w_i, array by array."""
+    total = sum(weights)
+    return {key: sum(weight * point[key] for weight, point in zip(weights, points)) / total for key in points[0]}
 
 
 class GlobalModelUpdate(FedAvg):

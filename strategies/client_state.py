@@ -18,7 +18,7 @@ def stored_or_zeros(state: RecordDict, key: str, like: dict[str, torch.Tensor]) 
     if key not in state:
         return {name: torch.zeros_like(tensor) for name, tensor in like.items()}
     stored = state[key].to_torch_state_dict()
-    return {name: stored[name] for name in like}
+    return {name: stored[name].to(tensor.device) for name, tensor in like.items()}
 
 
 def store(state: RecordDict, key: str, tensors: dict[str, torch.Tensor]) -> None:

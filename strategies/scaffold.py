@@ -49,7 +49,7 @@ class ScaffoldClient(ClientHalf):
     def start(self, model):
         self.global_weights = trainable_weights(model)
         server_control = self.message.content[SERVER_CONTROL_KEY].to_torch_state_dict()
-        self.server_control = {name: server_control[name] for name in self.global_weights}
+        self.server_control = {name: server_control[name].to(x.device) for name, x in self.global_weights.items()}
         self.client_control = stored_or_zeros(self.state, CLIENT_CONTROL_KEY, self.global_weights)
         self.correction = [self.server_control[name] - self.client_control[name] for name in self.global_weights]
         return {"control_variate_norm": norm(self.client_control)}

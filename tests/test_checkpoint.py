@@ -69,8 +69,8 @@ def interrupted_and_resumed(tmp_path: Path, overrides: list[str]) -> tuple[pd.Da
 
 CASES = [[f"strategy={name}"] for name in option_names("strategy")] + [
     ["privacy=local_dp"],
-    ["privacy=central_dp"],
-    ["privacy=central_dp_adaptive", "num_clients=8", "clients_per_round=8", "privacy.clipped_count_stddev=10"],
+    ["privacy=central_dp", "strategy.weighting=uniform"],
+    ["privacy=central_dp_adaptive", "num_clients=8", "clients_per_round=8", "privacy.clipped_count_stddev=10", "strategy.weighting=uniform"],
     ["strategy=scaffold", "engine.workers=2"],
     ["strategy=ditto", "privacy=local_dp", "engine.workers=2"],
     # optimizer state kept in the nodes between rounds, and each round's rate from a schedule
@@ -78,6 +78,9 @@ CASES = [[f"strategy={name}"] for name in option_names("strategy")] + [
     ["strategy=ditto", "optimizer=adam", "optimizer.keep_state=true", "lr_schedule=cosine"],
     ["strategy=scaffold", "optimizer.momentum=0.9", "optimizer.keep_state=true", "lr_schedule=step",
      "lr_schedule.every=1", "engine.workers=2"],
+    # a radius every update exceeds, so the restored center decides round 3; the seeded weak-DP noise
+    ["strategy=centered_clipping", "strategy.tau=0.05"],
+    ["strategy=norm_clipping", "strategy.noise_std=0.01"],
 ]
 
 
@@ -101,17 +104,21 @@ def test_without_the_nodes_state_a_resumed_run_with_kept_momentum_would_differ(t
     assert not whole.equals(resumed)
 
 
-def test_without_the_server_state_a_resumed_fedadam_run_would_differ(tmp_path, monkeypatch):
+@pytest.mark.parametrize("overrides", [["strategy=fedadam"], ["strategy=centered_clipping", "strategy.tau=0.05"]],
+                         ids=lambda overrides: " ".join(overrides))
+def test_without_the_server_state_a_resumed_run_would_differ(tmp_path, monkeypatch, overrides):
     monkeypatch.setattr("fedsim.apps.load_server_state", lambda strategy, state: None)
-    whole, resumed = interrupted_and_resumed(tmp_path, [*SMALL, "strategy=fedadam"])
+    whole, resumed = interrupted_and_resumed(tmp_path, [*SMALL, *overrides])
     assert not whole.equals(resumed)
 
 
 SERVER_STATE_CASES = [["strategy=fedadam"], ["strategy=fedavgm"], ["strategy=scaffold"], ["strategy=feddyn"],
-                      ["strategy=qfedavg"], ["privacy=local_dp"], ["privacy=central_dp"],
+                      ["strategy=qfedavg"], ["strategy=centered_clipping"],
+                      ["strategy=norm_clipping", "strategy.noise_std=0.01"], ["privacy=local_dp"],
+                      ["privacy=central_dp", "strategy.weighting=uniform"],
                       ["privacy=central_dp_adaptive", "num_clients=8", "clients_per_round=8",
-                       "privacy.clipped_count_stddev=10"],
-                      ["privacy=central_dp", "privacy.side=client"]]
+                       "privacy.clipped_count_stddev=10", "strategy.weighting=uniform"],
+                      ["privacy=central_dp", "privacy.side=client", "strategy.weighting=uniform"]]
 
 
 @pytest.mark.parametrize("overrides", SERVER_STATE_CASES, ids=lambda overrides: " ".join(overrides))

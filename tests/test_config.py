@@ -16,7 +16,9 @@ from fedsim.privacy import CentralDP, CentralDPAdaptive, LocalDP, NoPrivacy
 from tests.conftest import compose_config
 from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
 
-GROUPS = ["dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "engine", "callbacks"]
+GROUPS = [
+    "dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "attack", "engine", "callbacks",
+]
 
 # Options that need companions to make sense; everything else composes with the defaults.
 COMPANIONS = {
@@ -31,7 +33,8 @@ COMPANIONS = {
     ("model", "lstm"): ["dataset=shakespeare", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
     # the shipped noise (1.0) must stay below 2 * clients_per_round / 20, the clipped count's
     # default noise: more than the tiny federation's 5 clients per round allow (tests/privacy/test_runs.py)
-    ("privacy", "central_dp_adaptive"): ["privacy.noise_multiplier=0.4"],
+    ("privacy", "central_dp_adaptive"): ["privacy.noise_multiplier=0.4", "strategy.weighting=uniform"],
+    ("privacy", "central_dp"): ["strategy.weighting=uniform"],
 }
 
 # Hub options read local parquet files with the hub dataset's schema: tests download nothing.
@@ -248,8 +251,8 @@ def test_the_embedded_default_is_the_documented_one():
          "client.momentum is not a fedsim setting; the client settings are: batch_size, eval_fraction, local_epochs, lr."),
         ("+checkpoint.at=3", "checkpoint.at is not a fedsim setting; the checkpoint settings are: every."),
         ("+foo=1", "foo is not a fedsim setting; the top-level settings are: centralized_train_metrics, checkpoint, "
-                   "client, clients_per_round, drop_stragglers, eval_clients_per_round, method, num_clients, num_rounds, "
-                   "quiet, seed, stop_on_divergence, stragglers, verbose."),
+                   "client, clients_per_round, device, drop_stragglers, eval_clients_per_round, faults, method, "
+                   "num_clients, num_rounds, quiet, seed, stop_on_divergence, stragglers, verbose."),
     ],
 )
 def test_an_unknown_top_level_or_client_setting_is_refused_not_ignored(override, message):

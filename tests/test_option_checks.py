@@ -1,4 +1,4 @@
-"""The dataset, partitioner, model and engine options: each YAML against its target, and the values targets reject.
+"""The dataset, partitioner, model, engine and attack options: each YAML against its target, and the values targets reject.
 
 Each option states its settings and defaults once, in conf/GROUP/NAME.yaml; the target's
 signature says which settings exist and of what type, and the target checks the values,
@@ -21,6 +21,7 @@ RUNTIME = {
     "partitioner": (),
     "model": ("input_shape", "num_classes"),
     "engine": (),
+    "attack": (),
 }
 OPTIONS = [(group, name) for group in RUNTIME for name in option_names(group)]
 # A shape and class count each model fits, for building it with a bad setting.
@@ -47,6 +48,9 @@ def test_every_group_ships_its_options():
     assert option_names("partitioner") == ["dirichlet", "iid", "natural", "pathological", "quantity_skew", "shards"]
     assert option_names("model") == ["cnn", "cnn1d", "lenet5", "logreg", "lstm", "mlp", "resnet18"]
     assert option_names("engine") == ["local", "ray"]
+    assert option_names("attack") == [
+        "alie", "backdoor", "gaussian", "ipm", "label_flip", "none", "scaling", "sign_flip",
+    ]
 
 
 # --- every YAML against its target's signature ------------------------------------------------
@@ -185,6 +189,20 @@ BAD_VALUES = [
      "engine.client_resources.num_gpus must be at least 0 (got -0.5)."),
     ("engine", "ray", {"client_resources": {"num_cpus": 1.0}},
      "engine.client_resources must set exactly num_cpus and num_gpus (got ['num_cpus'])."),
+    # attack (the checks that need the data, a backdoor's image size and classes, are in test_attacks.py)
+    ("attack", "sign_flip", {"fraction": 1.0}, "attack.fraction must be in [0, 1) (got 1.0)."),
+    ("attack", "sign_flip", {"fraction": -0.1}, "attack.fraction must be in [0, 1) (got -0.1)."),
+    ("attack", "gaussian", {"std": 0.0}, "attack.std must be greater than 0 and finite (got 0.0)."),
+    ("attack", "gaussian", {"fraction": 1.5}, "attack.fraction must be in [0, 1) (got 1.5)."),
+    ("attack", "scaling", {"factor": -2.0}, "attack.factor must be greater than 0 and finite (got -2.0)."),
+    ("attack", "label_flip", {"fraction": 1}, "attack.fraction must be in [0, 1) (got 1)."),
+    ("attack", "alie", {"z": -0.5},
+     "attack.z must be null (the paper's z from n and f) or a number at least 0 (got -0.5)."),
+    ("attack", "ipm", {"epsilon": 0.0}, "attack.epsilon must be greater than 0 and finite (got 0.0)."),
+    ("attack", "backdoor", {"target_class": -1}, "attack.target_class must be at least 0 (got -1)."),
+    ("attack", "backdoor", {"poison_fraction": 0.0}, "attack.poison_fraction must be in (0, 1] (got 0.0)."),
+    ("attack", "backdoor", {"trigger_size": 0}, "attack.trigger_size must be at least 1 (got 0)."),
+    ("attack", "backdoor", {"boost": 0.0}, "attack.boost must be greater than 0 and finite (got 0.0)."),
 ]
 
 
@@ -200,9 +218,9 @@ def test_the_target_rejects_a_bad_value_in_one_sentence(group, name, settings, m
 
 
 def test_every_checked_option_has_a_bad_value_case():
-    # the options without a setting to get wrong: logreg and lenet5 (none)
+    # the options without a setting to get wrong: logreg and lenet5 (none), attack=none
     checked = {(group, name) for group, name, _, _ in BAD_VALUES}
-    assert set(OPTIONS) - checked == {("model", "logreg"), ("model", "lenet5")}
+    assert set(OPTIONS) - checked == {("model", "logreg"), ("model", "lenet5"), ("attack", "none")}
 
 
 def test_the_model_check_is_not_reported_as_a_shape_mismatch():

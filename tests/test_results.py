@@ -92,7 +92,7 @@ def test_failed_clients_are_recorded_by_partition_id(tmp_path, monkeypatch):
 def test_a_run_whose_clients_all_fail_is_recorded_as_failed(tmp_path, monkeypatch):
     import fedsim.runner
 
-    cfg = compose_config("num_clients=3", "num_rounds=1")
+    cfg = compose_config("num_clients=3", "num_rounds=1", "faults.all_failed=stop")
     failing_partitions(monkeypatch, {0, 1, 2})
     with pytest.raises(ClientsFailed):
         fedsim.runner.run(cfg, tmp_path, quiet=True)
@@ -213,7 +213,9 @@ def test_runs_written_before_the_run_plan_load_under_todays_column_names(tmp_pat
     from fedsim.compose import compose
     from fedsim.runner import run
 
-    cfg, choices = compose("num_clients=4", "num_rounds=1", "client.local_epochs=1", "privacy=central_dp")
+    cfg, choices = compose(
+        "num_clients=4", "num_rounds=1", "client.local_epochs=1", "privacy=central_dp", "strategy.weighting=uniform"
+    )
     run(cfg, tmp_path / "new", choices, quiet=True)
     old_private, old_tensorboard = FIXTURES / "run_before_plan_central_client", FIXTURES / "run_before_plan_tensorboard"
     frame = load([old_private, old_tensorboard, tmp_path / "new"])
@@ -228,9 +230,10 @@ def test_runs_written_before_the_run_plan_load_under_todays_column_names(tmp_pat
     # clients trained with plain SGD at a constant rate before the optimizer and lr_schedule groups
     for column in ("optimizer", "optimizer.momentum", "optimizer.weight_decay", "optimizer.keep_state", "lr_schedule"):
         assert by_run.loc[str(old_private), column] == by_run.loc[str(tmp_path / "new"), column], column
-    # and FedAvg weighted its clients by their examples before strategy.weighting
+    # and FedAvg weighted its clients by their examples before strategy.weighting (central DP now needs uniform)
     assert by_run.loc[str(old_private), "strategy.weighting"] == "examples"
-    assert by_run.loc[str(tmp_path / "new"), "strategy.weighting"] == "examples"
+    assert by_run.loc[str(old_tensorboard), "strategy.weighting"] == "examples"
+    assert by_run.loc[str(tmp_path / "new"), "strategy.weighting"] == "uniform"
     final = final_table(frame)
     assert len(final) == 3 and final["accuracy"].between(0, 1).all()
     assert list(final.sort_values("run")["round"]) == [1, 1, 1]

@@ -7,13 +7,15 @@ import pytest
 
 from fedsim.seeds import STREAMS, generator, seed_sequence, stream_seed
 
-KEYS = {"client": 2}
+KEYS = {"client": 2, "attack": 2, "attackers": 0}
 
 
 def every_state(seeds=range(3), rounds=range(6), partitions=range(6)):
     for seed, stream in itertools.product(seeds, STREAMS):
         if KEYS.get(stream, 1) == 2:
             key_sets = itertools.product(rounds, partitions)
+        elif KEYS.get(stream, 1) == 0:
+            key_sets = [()]
         else:
             key_sets = ((key,) for key in range(max(len(rounds), len(partitions))))
         for keys in key_sets:

@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 
+from fedsim.config import ConfigError
 from fedsim.study import run_study
 from tests.conftest import TINY
 from tests.test_checkpoint import SMALL, run_in_process, values
@@ -40,3 +42,18 @@ def test_a_run_another_process_is_running_is_left_to_it(tmp_path, capsys):
         holder.wait()
     assert capsys.readouterr().out.splitlines() == ["busy: in use by another process; left to it"]
     assert not (tmp_path / "runs" / "busy" / "metrics.csv").exists()
+
+
+def test_a_run_started_under_other_versions_goes_on_only_when_forced(tmp_path, capsys):
+    overrides = [*TINY, *SMALL]
+    run_dir = tmp_path / "runs" / "older"
+    run_in_process(run_dir, overrides, stop_after=3)
+    recorded = yaml.safe_load((run_dir / "versions.yaml").read_text())
+    (run_dir / "versions.yaml").write_text(yaml.safe_dump({**recorded, "torch": "0.0.1"}))
+    with pytest.raises(ConfigError, match=r"ran under torch 0.0.1 \(now .*\); resume it under the versions"):
+        run_study({"older": overrides}, tmp_path / "runs", jobs=1)
+    run_study({"older": overrides}, tmp_path / "runs", jobs=1, force=True)
+    assert capsys.readouterr().out.startswith("older: test accuracy ")
+    status = yaml.safe_load((run_dir / "status.yaml").read_text())
+    assert status["status"] == "completed" and status["resumed_after"] == 2
+    assert yaml.safe_load((run_dir / "versions.yaml").read_text())["resumed_under"]["torch"] == recorded["torch"]

@@ -7,7 +7,11 @@ decay 1e-5, LeNet-5, whole partitions (no local evaluation share). Runs go to
 ``runs/PARTITION/STRATEGY/seed_N``; each writes a checkpoint every round, so a stopped
 or killed study goes on where it was when started again (completed runs are skipped).
 
-    python experiments/niid_bench_fmnist/run.py --jobs 2 [--seeds 0] [--partitions iid dirichlet_0.5]
+    python experiments/niid_bench_fmnist/run.py --jobs 2 [--seeds 0] [--partitions iid dirichlet_0.5] [--force]
+
+A run that started under another fedsim commit is refused unless ``--force`` (its
+versions.yaml then records ``resumed_under``): resume only across commits that change no
+computation, or run the study from a fixed checkout.
 """
 
 import argparse
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--partitions", nargs="+", choices=list(PARTITIONS), default=["iid", "dirichlet_0.5"])
     parser.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
+    parser.add_argument("--force", action="store_true", help="resume runs started under other versions too")
     args = parser.parse_args()
     runs = {
         f"{partition}/{strategy}/seed_{seed}": [
@@ -67,7 +72,7 @@ def main() -> None:
         for partition in args.partitions
         for strategy in args.strategies
     }
-    run_study(runs, HERE / "runs", jobs=args.jobs)
+    run_study(runs, HERE / "runs", jobs=args.jobs, force=args.force)
 
 
 if __name__ == "__main__":

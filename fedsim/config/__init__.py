@@ -13,7 +13,9 @@ from omegaconf import MISSING
 
 from fedsim.config.checks import ConfigError, require
 
-GROUPS = ("dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "engine", "callbacks")
+GROUPS = (
+    "dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "attack", "engine", "callbacks",
+)
 
 
 @dataclass
@@ -30,6 +32,13 @@ class CheckpointConfig:
 
 
 @dataclass
+class FaultsConfig:
+    dropout: float = MISSING
+    kind: str = MISSING
+    all_failed: str = MISSING
+
+
+@dataclass
 class Config:
     """Types of the top-level settings; their values are stated in conf/config.yaml."""
 
@@ -41,11 +50,13 @@ class Config:
     client: ClientConfig = field(default_factory=ClientConfig)
     stragglers: float = MISSING
     drop_stragglers: bool = MISSING
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     centralized_train_metrics: bool = MISSING
     verbose: bool = MISSING
     quiet: bool | None = MISSING
     stop_on_divergence: bool = MISSING
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    device: str = MISSING
     dataset: Any = MISSING
     partitioner: Any = MISSING
     model: Any = MISSING
@@ -53,6 +64,7 @@ class Config:
     lr_schedule: Any = MISSING
     strategy: Any = MISSING
     privacy: Any = MISSING
+    attack: Any = MISSING
     engine: Any = MISSING
     callbacks: Any = None
     # The label of a method (conf/method/NAME.yaml: a strategy with its own settings); null: the strategy's name.

@@ -26,15 +26,16 @@ class RandomCropFlip:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         batch, channels, height, width = images.shape
         padded = F.pad(images, (self.padding,) * 4)
-        top = torch.randint(0, 2 * self.padding + 1, (batch,), generator=generator)
-        left = torch.randint(0, 2 * self.padding + 1, (batch,), generator=generator)
-        flip = torch.rand(batch, generator=generator) < 0.5
-        rows = top[:, None] + torch.arange(height)
-        columns = torch.arange(width).expand(batch, width)
+        device = images.device  # the draws come from ``generator``, on the CPU, whatever the images' device
+        top = torch.randint(0, 2 * self.padding + 1, (batch,), generator=generator).to(device)
+        left = torch.randint(0, 2 * self.padding + 1, (batch,), generator=generator).to(device)
+        flip = (torch.rand(batch, generator=generator) < 0.5).to(device)
+        rows = top[:, None] + torch.arange(height, device=device)
+        columns = torch.arange(width, device=device).expand(batch, width)
         columns = torch.where(flip[:, None], columns.flip(1), columns) + left[:, None]
         return padded[
-            torch.arange(batch)[:, None, None, None],
-            torch.arange(channels)[None, :, None, None],
+            torch.arange(batch, device=device)[:, None, None, None],
+            torch.arange(channels, device=device)[None, :, None, None],
             rows[:, None, :, None],
             columns[:, None, None, :],
         ]

@@ -28,6 +28,13 @@ class ClientData:
         tensors = (self.train_x, self.train_y, self.eval_x, self.eval_y)
         return sum(t.element_size() * t.nelement() for t in tensors)
 
+    def to(self, device: torch.device) -> "ClientData":
+        """The same examples on ``device`` (this object itself where they are there already)."""
+        if self.train_x.device == device:
+            return self
+        tensors = (self.train_x, self.train_y, self.eval_x, self.eval_y)
+        return ClientData(*(tensor.to(device) for tensor in tensors))
+
 
 class Federation:
     """Partitions of a dataset's training split, materialized per client on demand.

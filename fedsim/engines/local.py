@@ -3,6 +3,7 @@
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from flwr.app import Context, Message, RecordDict
@@ -14,6 +15,9 @@ from fedsim.engines.replies import run_client_app
 from fedsim.engines.workers import WorkerPool
 from fedsim.flower_internals import Run, create_run, set_message_id, set_task_identity
 from fedsim.resident import make_resident
+
+if TYPE_CHECKING:
+    import torch
 
 SERVER_NODE_ID = 0
 
@@ -123,6 +127,10 @@ class LocalEngine:
         )
         self.workers = workers
         self.threads = threads
+
+    def client_device(self, device: "torch.device") -> str:
+        """The device clients train on for a run on ``device``: the same one, here and in the workers."""
+        return str(device)
 
     def run(self, server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
         run = create_run(secrets.randbits(63))

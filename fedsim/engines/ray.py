@@ -15,6 +15,8 @@ from fedsim.config.checks import ConfigError, FedsimWarning, require
 from fedsim.flower_internals import ray_backend_class
 
 if TYPE_CHECKING:
+    import torch
+
     from fedsim.flower_internals import BasicActorPool, RayBackend
 
 # The arguments this process's Ray runtime was started with by fedsim, if it was.
@@ -74,6 +76,17 @@ class RayEngine:
         # Checked as the plan is built, before any data is loaded: an address where no
         # cluster answers is one sentence within seconds, not a run that fails later.
         self.init_args = checked_init_args(address)
+
+    def client_device(self, device: "torch.device") -> str:
+        """The device the ClientApp actors train on for a run on ``device``: on a GPU, the share Ray gives each."""
+        if device.type == "cpu":
+            return "cpu"
+        require(
+            self.client_resources["num_gpus"] > 0,
+            f"device={device} with engine=ray needs a GPU share for each ClientApp actor: set "
+            "engine.client_resources.num_gpus above 0 (0.25: four actors share a GPU), or use device=cpu.",
+        )
+        return "cuda"  # the GPU Ray assigns the actor, whatever the index it has in this process
 
     def run(self, server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
         from flwr.simulation import run_simulation

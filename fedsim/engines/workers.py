@@ -35,20 +35,25 @@ class WorkerPool:
     so they inherit the ClientApp and the data the parent already loaded, and each
     uses one torch thread: a small model gains nothing from a second one, the cores
     are the workers', and a forked process would hang in OpenMP's thread pool once the
-    parent has used it. A worker that dies turns its task into an error reply and
-    is replaced; an exception in the ClientApp is an error reply as in-process.
+    parent has used it. Once this process has used CUDA a forked child cannot, so
+    workers are then spawned: each builds the ClientApp from what it was built from
+    (``fedsim.apps.BuiltClientApp``) and loads its data itself. A worker that dies
+    turns its task into an error reply and is replaced; an exception in the
+    ClientApp is an error reply as in-process.
 
     Use it as a context manager, or call ``close``.
     """
 
     def __init__(self, client_app: ClientApp, num_workers: int) -> None:
-        self._context = get_context("fork")
         self._client_app = client_app
         self._workers = [self._start_worker() for _ in range(num_workers)]
 
     def _start_worker(self) -> _Worker:
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(
+        import torch
+
+        context = get_context("spawn" if torch.cuda.is_initialized() else "fork")
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
             target=_serve, args=(self._client_app, child_end, parent_end, os.getpid()), daemon=True
         )
         process.start()

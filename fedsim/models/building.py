@@ -79,10 +79,10 @@ class ModelFactory:
 
 
 @functools.lru_cache(maxsize=2)
-def shared_model(factory: ModelFactory) -> nn.Module:
-    """One model per process for ``factory``: clients load each message's weights into it, so a
-    process builds it once whatever number of clients it serves."""
-    return factory()
+def shared_model(factory: ModelFactory, device: torch.device) -> nn.Module:
+    """One model per process for ``factory``, on ``device``: clients load each message's weights
+    into it, so a process builds it once whatever number of clients it serves."""
+    return factory().to(device)
 
 
 def build_model(

@@ -183,6 +183,15 @@ class CentralDP(PrivacyMechanism):
                 "privacy.target_epsilon",
             )
 
+    def check_strategy(self, strategy):
+        weighting = getattr(strategy, "weighting", None)
+        require(
+            weighting != "examples",
+            "privacy=central_dp's noise (noise_multiplier * clipping_norm / clients_per_round) covers a plain mean of "
+            "the clipped updates, so it needs strategy.weighting=uniform: with examples weighting a client with more "
+            "examples than the others moves the model further than the noise covers.",
+        )
+
     def flower_wrapper(self, strategy: Strategy, clients_per_round: int) -> Strategy:
         """``strategy`` inside the Flower central-DP wrapper of ``side``."""
         from flwr.serverapp import strategy as flower

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fedsim.config.checks import ConfigError, require
+from fedsim.devices import rng_devices
 from fedsim.privacy.accounting import epsilon_spent, load_history, noise_for_budget, store_history
 from fedsim.privacy.client_epsilons import ClientEpsilons
 from fedsim.privacy.mechanism import PrivacyMechanism, check_budget, require_positive, warn_large_delta
@@ -150,7 +151,7 @@ def train_privately(
 
     private = copy.deepcopy(model).train()  # Opacus hooks into the module it trains; the shared model stays plain
     total_loss, correct, seen, steps = 0.0, 0, 0, 0
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    with torch.random.fork_rng(devices=rng_devices(x.device)), warnings.catch_warnings():
         # Opacus's hooks fire on the first layer, whose inputs never need gradients; torch warns each time.
         warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
         warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)  # seeded on purpose
@@ -165,11 +166,12 @@ def train_privately(
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.max_grad_norm,
             poisson_sampling=True,
-            noise_generator=None if secure_mode else torch.Generator().manual_seed(seed),
+            noise_generator=None if secure_mode else torch.Generator(x.device).manual_seed(seed),
         )
         augment_generator = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             for inputs, targets in loader:
+                inputs, targets = inputs.to(x.device), targets.to(x.device)  # an empty Poisson batch comes on the CPU
                 if augment is not None:
                     inputs = augment(inputs, augment_generator)
                 dp_optimizer.zero_grad()

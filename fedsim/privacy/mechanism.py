@@ -25,6 +25,9 @@ class PrivacyMechanism:
     def prepare(self, settings: "RunSettings", federation: "Federation", model: "nn.Module") -> None:
         """Check what needs the data and the model, and settle the noise, before any engine starts."""
 
+    def check_strategy(self, strategy: Strategy) -> None:
+        """Raise ConfigError (one sentence) if this mechanism's guarantee fails for how ``strategy`` aggregates."""
+
     def train_config(self) -> dict[str, float | str | bool]:
         """What every training message carries for this mechanism (clients read it)."""
         return {}

@@ -74,7 +74,7 @@ class FailingClients:
 def test_a_failed_run_ends_its_mlflow_run_failed(tmp_path, monkeypatch):
     client_app = fedsim.plan.RunPlan.client_app
     monkeypatch.setattr(fedsim.plan.RunPlan, "client_app", lambda plan: FailingClients(client_app(plan)))
-    cfg = compose_config("num_clients=3", "num_rounds=1", "+callbacks=mlflow")
+    cfg = compose_config("num_clients=3", "num_rounds=1", "faults.all_failed=stop", "+callbacks=mlflow")
     with pytest.raises(ClientsFailed):
         fedsim.runner.run(cfg, tmp_path, quiet=True)
     client, run = only_run(f"sqlite:///{tmp_path / 'mlflow.db'}")

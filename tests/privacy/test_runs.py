@@ -65,7 +65,8 @@ def test_very_large_noise_leaves_accuracy_near_chance(tmp_path):
 @pytest.mark.parametrize("side", ["server", "client"])
 def test_central_dp_epsilon_per_round_matches_dp_accounting(tmp_path, side):
     cfg, frame = private_run(
-        tmp_path / side, "privacy=central_dp", f"privacy.side={side}", "num_rounds=3", "clients_per_round=2"
+        tmp_path / side, "privacy=central_dp", f"privacy.side={side}", "num_rounds=3", "clients_per_round=2",
+        "strategy.weighting=uniform"
     )
     table = round_table(frame)
     expected = [reference_epsilon([(1.0, 2 / 5, r)], 1e-5, "rdp") for r in (1, 2, 3)]
@@ -75,7 +76,9 @@ def test_central_dp_epsilon_per_round_matches_dp_accounting(tmp_path, side):
 def test_client_side_clipping_gives_the_server_side_result(tmp_path):
     accuracies = {}
     for side in ("server", "client"):
-        _, frame = private_run(tmp_path / side, "privacy=central_dp", f"privacy.side={side}", "privacy.clipping_norm=0.05")
+        _, frame = private_run(
+            tmp_path / side, "privacy=central_dp", f"privacy.side={side}", "privacy.clipping_norm=0.05", "strategy.weighting=uniform"
+        )
         accuracies[side] = round_table(frame)["centralized_accuracy"].tolist()
         clipped = frame[(frame.metric == "norm_bit") & frame.client.notna()]
         assert (clipped.value == 1).all() and len(clipped) == (10 if side == "client" else 0)
@@ -85,7 +88,7 @@ def test_client_side_clipping_gives_the_server_side_result(tmp_path):
 @pytest.mark.parametrize("side", ["server", "client"])
 def test_adaptive_clipping_runs_and_accounts(tmp_path, side):
     _, frame = private_run(
-        tmp_path, "privacy=central_dp_adaptive", f"privacy.side={side}", "privacy.noise_multiplier=0.4"
+        tmp_path, "privacy=central_dp_adaptive", f"privacy.side={side}", "privacy.noise_multiplier=0.4", "strategy.weighting=uniform"
     )
     expected = [reference_epsilon([(0.4, 1.0, r)], 1e-5, "rdp") for r in (1, 2)]
     assert round_table(frame)["train_epsilon"].dropna().tolist() == pytest.approx(expected, rel=0.01)
@@ -104,6 +107,8 @@ def test_adaptive_clipping_runs_and_accounts(tmp_path, side):
         (["privacy=local_dp", "privacy.target_epsilon=2"], "give exactly one of privacy.noise_multiplier"),
         (["privacy=local_dp", "privacy.accountant=gdp"], "privacy.accountant must be one of rdp, prv"),
         (["privacy=central_dp", "privacy.side=both"], "privacy.side must be one of server, client"),
+        (["privacy=central_dp"], "so it needs strategy.weighting=uniform: with examples weighting a client"),
+        (["privacy=central_dp_adaptive", "strategy=scaffold"], "so it needs strategy.weighting=uniform"),
     ],
 )
 def test_bad_values_are_one_sentence(overrides, message):
@@ -135,7 +140,7 @@ def test_a_delta_above_one_over_the_smallest_client_dataset_warns():
 
 def test_adaptive_clipping_with_too_much_noise_for_the_count_is_refused():
     with pytest.raises(ConfigError, match=r"needs a noise multiplier below 2 \* privacy.clipped_count_stddev = 0.5"):
-        plan("privacy=central_dp_adaptive")
+        plan("privacy=central_dp_adaptive", "strategy.weighting=uniform")
 
 
 def test_secure_mode_without_torchcsprng_is_one_sentence():

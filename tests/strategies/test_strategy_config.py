@@ -25,6 +25,13 @@ def test_defaults_reach_the_strategies():
     assert strategy_of("strategy=feddyn").alpha == 0.01
     assert strategy_of("strategy=ditto").proximal_lambda == 0.1
     assert strategy_of("strategy=fedprox").proximal_mu == 0.1
+    centered_clipping = strategy_of("strategy=centered_clipping")
+    assert (centered_clipping.tau, centered_clipping.iterations, centered_clipping.weighting) == (1.0, 1, "uniform")
+    rfa = strategy_of("strategy=rfa")
+    assert (rfa.nu, rfa.max_iterations, rfa.tolerance, rfa.weighting) == (1e-6, 2, 1e-6, "examples")
+    norm_clipping = strategy_of("strategy=norm_clipping", "seed=7")
+    assert (norm_clipping.max_norm, norm_clipping.noise_std, norm_clipping.weighting) == (1.0, 0.0, "uniform")
+    assert norm_clipping.seed == 7  # the run's
 
 
 def test_multikrum_selects_all_but_the_assumed_byzantine_clients_by_default():
@@ -49,6 +56,22 @@ def test_multikrum_selects_all_but_the_assumed_byzantine_clients_by_default():
         (
             ["strategy=ditto", "strategy.proximal_lambda=-0.5"],
             "strategy.proximal_lambda must be at least 0 (got -0.5).",
+        ),
+        (
+            ["strategy=centered_clipping", "strategy.tau=0"],
+            "strategy.tau (the clipping radius) must be greater than 0 (got 0).",
+        ),
+        (["strategy=centered_clipping", "strategy.iterations=0"], "strategy.iterations must be at least 1 (got 0)."),
+        (["strategy=rfa", "strategy.nu=0.0"], "strategy.nu (the smoothing) must be greater than 0 (got 0.0)."),
+        (["strategy=rfa", "strategy.max_iterations=0"], "strategy.max_iterations must be at least 1 (got 0)."),
+        (["strategy=rfa", "strategy.tolerance=-1e-6"], "strategy.tolerance must be at least 0 (got -1e-06)."),
+        (["strategy=rfa", "strategy.weighting=count"], "strategy.weighting must be one of examples, uniform (got 'count')."),
+        (["strategy=norm_clipping", "strategy.max_norm=-1"], "strategy.max_norm must be greater than 0 (got -1)."),
+        (["strategy=norm_clipping", "strategy.noise_std=-0.1"], "strategy.noise_std must be at least 0 (got -0.1)."),
+        (
+            # the run's seed reaches the strategy; a config cannot give it another
+            ["strategy=norm_clipping", "+strategy.seed=3"],
+            "strategy.seed is set by fedsim at run time; remove it from the config.",
         ),
         (
             # N is no setting any more: fedsim passes num_clients itself, so it cannot disagree

@@ -32,6 +32,8 @@ TO_THE_MEAN = {
     "fednova": [],  # equal local steps
     "multikrum": [],  # f = 0 selects every client
     "qfedavg": ["strategy.q=0"],  # q = 0: sum_k p_k L (x - w_k) / sum_k p_k L = x - (x - weighted mean)
+    "centered_clipping": ["strategy.tau=1000"],  # no update is clipped: v = 0 + mean of the updates
+    "norm_clipping": ["strategy.max_norm=1000"],  # no update is clipped
 }
 # FedAdam, FedYogi, FedAdagrad: the first moment after one round is (1 - beta_1) (mean - x).
 SERVER_OPTIMIZERS = ["fedadam", "fedyogi", "fedadagrad"]
@@ -65,7 +67,7 @@ def round_of(name: str, weighting: str, *overrides: str):
 
 def test_every_option_that_takes_a_weighting_is_tested_here():
     stated = {name for name in option_names("strategy") if "weighting" in option_node("strategy", name)}
-    assert stated == {*TO_THE_MEAN, *SERVER_OPTIMIZERS, "feddyn"}
+    assert stated == {*TO_THE_MEAN, *SERVER_OPTIMIZERS, "feddyn", "rfa"}
     assert set(option_names("strategy")) - stated == set(ROBUST)
 
 
@@ -93,6 +95,17 @@ def test_feddyn_weights_the_mean_of_the_models_not_h(weighting, expected):
     strategy, new_global, _ = round_of("feddyn", weighting)
     np.testing.assert_allclose(strategy.h["w"], [-0.4 * strategy.alpha, -1.2 * strategy.alpha], rtol=1e-12)
     np.testing.assert_allclose(new_global, expected, rtol=1e-6)
+
+
+# RFA's alpha_i. Uniform: from the midpoint both models are D/2 away, equal betas, it stays the mean. By
+# examples: the mean z0 = a/4 + 3b/4 is 3D/4 from a = [0, 8] and D/4 from b = [4, 0] (D = ||a - b||), so
+# betas (1/4) / (3D/4) and (3/4) / (D/4) and z1 = (a/3 + 3b) / (10/3) = a/10 + 9b/10; then 9D/10 and
+# D/10 give betas 5/18 and 15/2 (over D) and z2 = a/28 + 27b/28 = [27/7, 2/7], two steps towards b.
+@pytest.mark.parametrize(("weighting", "expected"), [("uniform", MEANS["uniform"]), ("examples", [27 / 7, 2 / 7])])
+def test_rfa_weights_the_median_by_the_weighting(weighting, expected):
+    _, new_global, metrics = round_of("rfa", weighting)  # the default 2 steps
+    np.testing.assert_allclose(new_global, expected, rtol=1e-6)
+    assert metrics["loss"] == pytest.approx(EXAMPLE_MEAN_LOSS)
 
 
 @pytest.mark.parametrize("name", ROBUST)
