@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import warnings
+from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.compose import group_choices
-from fedsim.config import Config, ConfigError, register_schemas
+from fedsim.config import GROUPS, Config, ConfigError, register_schemas
 from fedsim.config.checks import FedsimWarning
 from fedsim.divergence import Diverged
 from fedsim.interrupt import RunInterrupted, handle_signals
@@ -276,11 +277,30 @@ def finished(run_dir: Path) -> str | None:
 
 
 def load_run_config(run_dir: Path) -> tuple[DictConfig, dict]:
-    """The config and group choices a run folder recorded, typed by the schema as when it was composed."""
-    config = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / CONFIG_FILE))
+    """The config and group choices a run folder recorded, typed by the schema as when it was composed.
+
+    A folder written by an earlier fedsim (a resume with ``force=true``) lacks the settings
+    and groups fedsim gained since: they get their defaults, which change nothing the
+    earlier fedsim did (device cpu, attack none, no faults, ...).
+    """
     choices_path = run_dir / CHOICES_FILE
     choices = (yaml.safe_load(choices_path.read_text()) or {}) if choices_path.is_file() else {}
-    return config, choices
+    recorded = OmegaConf.load(run_dir / CONFIG_FILE)
+    conf = resources.files("fedsim.conf")
+    defaults = OmegaConf.load(conf / "config.yaml")
+    for item in defaults.defaults:  # the default option of every group the folder does not name
+        group, option = next(iter(item.items())) if isinstance(item, DictConfig) else (None, None)
+        if group in GROUPS and group not in recorded:
+            recorded[group] = OmegaConf.load(conf / group / f"{option}.yaml")
+            choices.setdefault(group, option)
+    for key, value in defaults.items():  # and of every setting
+        if key in ("defaults", "hydra", *GROUPS):
+            continue
+        if key not in recorded:
+            recorded[key] = value
+        elif isinstance(value, DictConfig):  # client, checkpoint, faults: the keys gained since
+            recorded[key] = OmegaConf.merge(value, recorded[key])
+    return OmegaConf.merge(OmegaConf.structured(Config), recorded), choices
 
 
 def resume(path: str, args: list[str]) -> NoReturn:

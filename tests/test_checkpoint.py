@@ -19,6 +19,7 @@ import yaml
 
 from fedsim import checkpoint as checkpoints
 from fedsim.callbacks.base import Callback
+from fedsim.cli import load_run_config
 from fedsim.plan import RunPlan, build_plan
 from fedsim.runner import execute
 from tests.conftest import compose_config
@@ -247,6 +248,29 @@ def test_resuming_under_other_versions_is_refused_unless_forced(tmp_path):
     forced = fedsim(f"resume={run_dir}", "force=true", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert yaml.safe_load((run_dir / "versions.yaml").read_text())["resumed_under"]["torch"] == recorded["torch"]
+
+
+def test_a_folder_of_an_earlier_fedsim_resumes_with_the_settings_gained_since_at_their_defaults(tmp_path):
+    """A forced resume of a run written before device, attack and faults existed goes on as that fedsim ran it."""
+    whole, run_dir = tmp_path / "whole", tmp_path / "run"
+    run_in_process(whole, SMALL)
+    run_in_process(run_dir, SMALL, stop_after=2)
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for key in ("device", "attack", "faults"):
+        del recorded[key]
+    del recorded["client"]["eval_fraction"]  # a nested setting too
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded))
+    choices = yaml.safe_load((run_dir / "choices.yaml").read_text())
+    (run_dir / "choices.yaml").write_text(yaml.safe_dump({k: v for k, v in choices.items() if k != "attack"}))
+    cfg, loaded_choices = load_run_config(run_dir)
+    assert (cfg.device, cfg.attack._target_, cfg.faults.dropout, cfg.client.eval_fraction) == (
+        "cpu", "fedsim.attacks.NoAttack", 0.0, 0.1
+    )
+    assert loaded_choices["attack"] == "none"
+    (run_dir / "status.yaml").write_text(yaml.safe_dump({"status": "interrupted", "last_round": 2}))
+    resumed = fedsim(f"resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    pd.testing.assert_frame_equal(values(run_dir), values(whole))
 
 
 @pytest.mark.parametrize(
