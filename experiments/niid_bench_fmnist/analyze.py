@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedsim.results import load, round_table
+from fedsim.results import load, read_status, round_table
 from fedsim.study import analysis_folder
 
 HERE = Path(__file__).parent
@@ -32,10 +32,9 @@ def collect() -> pd.DataFrame:
     frames = []
     for run_dir in sorted(path.parent for path in (HERE / "runs").glob("*/*/*/metrics.csv")):
         partition, strategy, seed = run_dir.relative_to(HERE / "runs").parts
-        try:
-            table = round_table(load(run_dir))[["centralized_accuracy"]]
-        except Exception:  # noqa: BLE001  # pylint: disable=broad-exception-caught  (not completed yet)
+        if read_status(run_dir).get("status") != "completed":  # a run in progress has no best round yet
             continue
+        table = round_table(load(run_dir))[["centralized_accuracy"]]
         frames.append(table.reset_index().assign(partition=partition, strategy=strategy, seed=int(seed[5:])))
     if not frames:
         raise SystemExit("no completed run in runs/ yet: run run.py first")
