@@ -6,6 +6,10 @@
 # run it first. Anything heavy (the Ray backend) is imported inside a function, so
 # importing this module costs no more than importing flwr.serverapp does. Each section
 # imports what it explains, hence the imports below the top of the module.
+# The exception: engine=deployment's use of Flower's Runtime API (claiming tasks, the
+# task's grid, flwr-clientapp's steps) lives with the code that speaks it, in
+# fedsim/deployment/flower_runtime.py and clientapp_executor.py, and
+# tests/test_deployment.py runs it against real SuperLinks and SuperNodes.
 # pylint: disable=wrong-import-position
 
 from collections.abc import Iterable, Sequence

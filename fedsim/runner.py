@@ -34,6 +34,7 @@ def run(
     choices: dict[str, str] | None = None,
     quiet: bool = False,
     resume: bool = False,
+    engine: object | None = None,
 ) -> RunSummary:
     """Run the simulation ``cfg`` describes and write its results into ``run_dir``.
 
@@ -43,7 +44,9 @@ def run(
     completed, failed (with the reason) or interrupted (``KeyboardInterrupt``,
     which ``fedsim.interrupt.RunInterrupted`` is, with ``last_round``); a failure or
     interruption is recorded and then raised again. With ``resume``, the run continues
-    after the checkpoint in ``run_dir`` (from the start if it wrote none).
+    after the checkpoint in ``run_dir`` (from the start if it wrote none). ``engine``, if
+    given, runs the apps instead of the configured engine (the grid of Flower's runtime,
+    when ``flwr run`` started fedsim's ServerApp: see ``fedsim.deployment.app``).
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -51,6 +54,8 @@ def run(
     plan = None
     try:
         plan = build_plan(cfg, choices)
+        if engine is not None:
+            plan.engine = engine
         summary = execute(plan, run_dir, quiet, started, resume)
     except KeyboardInterrupt as stop:  # RunInterrupted (SIGINT, SIGTERM) or a plain Ctrl-C
         write_status(

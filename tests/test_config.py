@@ -14,7 +14,7 @@ from fedsim.data import FederatedData
 from fedsim.plan import build_plan, check_options
 from fedsim.privacy import CentralDP, CentralDPAdaptive, LocalDP, NoPrivacy
 from tests.conftest import compose_config
-from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet
+from tests.data.hub_schemas import write_cifar10_parquet, write_femnist_parquet, write_speech_commands_parquet
 
 GROUPS = [
     "dataset", "partitioner", "model", "optimizer", "lr_schedule", "strategy", "privacy", "attack", "engine", "callbacks",
@@ -28,6 +28,12 @@ COMPANIONS = {
     ("dataset", "shakespeare"): ["model=lstm", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
     ("dataset", "cifar10"): ["partitioner=iid", "model=resnet18"],
     ("dataset", "femnist"): ["partitioner=natural", "num_clients=6"],
+    # a few clips in a second of espeak-ng (cached in the datasets cache after the first run)
+    ("dataset", "keywords"): ["partitioner=natural", "num_clients=3", "dataset.num_speakers=3",
+                              "dataset.num_test_speakers=1", "dataset.repetitions=2", "dataset.keywords=[yes,no]"],
+    ("dataset", "speech_commands"): ["partitioner=natural", "num_clients=2"],
+    ("model", "kws_cnn"): ["dataset=keywords", "partitioner=natural", "num_clients=3", "dataset.num_speakers=3",
+                           "dataset.num_test_speakers=1", "dataset.repetitions=2", "dataset.keywords=[yes,no]"],
     ("model", "cnn1d"): ["dataset=mnist1d", "dataset.num_samples=500"],
     ("model", "lenet5"): ["dataset=fashion_mnist"],
     ("model", "lstm"): ["dataset=shakespeare", "dataset.plays=[macbeth]", "dataset.max_examples_per_role=200"],
@@ -43,6 +49,7 @@ LOCAL_HUB_FILES = {
     "mnist": None,
     "cifar10": write_cifar10_parquet,
     "femnist": write_femnist_parquet,
+    "speech_commands": write_speech_commands_parquet,
 }
 
 # The mechanism each privacy option builds; the other groups' runs have none.

@@ -33,6 +33,7 @@ MODEL_INPUTS = {
     "lenet5": ((1, 28, 28), 10),
     "lstm": ((80,), 80),
     "resnet18": ((3, 32, 32), 10),
+    "kws_cnn": ((1, 40, 98), 12),
 }
 
 
@@ -43,11 +44,12 @@ def settings_of(node) -> list[str]:
 
 def test_every_group_ships_its_options():
     assert option_names("dataset") == [
-        "cifar10", "digits", "fashion_mnist", "femnist", "huggingface", "mnist", "mnist1d", "shakespeare", "synthetic",
+        "cifar10", "digits", "fashion_mnist", "femnist", "huggingface", "keywords", "mnist", "mnist1d", "shakespeare",
+        "speech_commands", "synthetic",
     ]
     assert option_names("partitioner") == ["dirichlet", "iid", "natural", "pathological", "quantity_skew", "shards"]
-    assert option_names("model") == ["cnn", "cnn1d", "lenet5", "logreg", "lstm", "mlp", "resnet18"]
-    assert option_names("engine") == ["local", "ray"]
+    assert option_names("model") == ["cnn", "cnn1d", "kws_cnn", "lenet5", "logreg", "lstm", "mlp", "resnet18"]
+    assert option_names("engine") == ["deployment", "local", "ray"]
     assert option_names("attack") == [
         "alie", "backdoor", "gaussian", "ipm", "label_flip", "none", "scaling", "sign_flip",
     ]
@@ -143,6 +145,12 @@ BAD_VALUES = [
      "dataset.min_examples_per_role must be at least 2 (got 1)."),
     ("dataset", "shakespeare", {"max_examples_per_role": 50},
      "dataset.max_examples_per_role must be null or at least dataset.min_examples_per_role=100 (got 50)."),
+    # (the keywords' other checks, espeak-ng's voices included, are in tests/data/test_keywords.py)
+    ("dataset", "keywords", {"num_speakers": 0}, "dataset.num_speakers must be at least 1 (got 0)."),
+    ("dataset", "speech_commands", {"keywords": ["yes", "no", "nein"]},
+     "dataset.keywords: 'nein' is not a word of Speech Commands; the words are yes, no, up, down, left, right, on, "
+     "off, stop, go, zero, one, two, three, four, five, six, seven, eight, nine, bed, bird, cat, dog, happy, house, "
+     "marvin, sheila, tree, wow, backward, forward, follow, learn, visual."),
     # partitioner
     ("partitioner", "iid", {"num_partitions": 0}, "partitioner.num_partitions must be at least 1 (got 0)."),
     ("partitioner", "dirichlet", {"num_partitions": 0}, "partitioner.num_partitions must be at least 1 (got 0)."),
@@ -178,7 +186,13 @@ BAD_VALUES = [
     ("model", "lstm", {"num_layers": 0}, "model.num_layers must be at least 1 (got 0)."),
     ("model", "resnet18", {"num_groups": 0}, "model.num_groups must be at least 1 (got 0)."),
     ("model", "resnet18", {"num_groups": 3}, "model.num_groups=3 must divide every stage's width [64, 128, 256, 512]."),
+    ("model", "kws_cnn", {"channels": [16]}, "model.channels must give at least two widths, each at least 1 (got [16])."),
+    ("model", "kws_cnn", {"width_multiplier": 0.0}, "model.width_multiplier must be greater than 0 (got 0.0)."),
+    ("model", "kws_cnn", {"width_multiplier": 0.05},
+     "model.width_multiplier=0.05 makes a width of model.channels=[16, 24, 32, 48] zero; raise it or widen the channels."),
+    ("model", "kws_cnn", {"dropout": 1.0}, "model.dropout must be in [0, 1) (got 1.0)."),
     # engine
+    ("engine", "deployment", {"isolation": "thread"}, "engine.isolation must be process or subprocess (got 'thread')."),
     ("engine", "local", {"workers": -1},
      "engine.workers must be at least 0, where 0 runs the clients in this process (got -1)."),
     ("engine", "ray", {"client_resources": {"num_cpus": 0, "num_gpus": 0.0}},

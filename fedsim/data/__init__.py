@@ -11,6 +11,7 @@ from fedsim.data.augmentation import RandomCropFlip
 from fedsim.data.dataset import FederatedData, TensorTransform
 from fedsim.data.fashion_mnist import load_fashion_mnist
 from fedsim.data.federation import ClientData, Federation
+from fedsim.data.keywords import load_keywords
 from fedsim.data.loaders import load_digits, load_huggingface, load_synthetic
 from fedsim.data.mnist1d import load_mnist1d
 from fedsim.data.partitioners import (
@@ -23,6 +24,7 @@ from fedsim.data.partitioners import (
     build_partitioner,
 )
 from fedsim.data.shakespeare import load_shakespeare
+from fedsim.data.speech_commands import load_speech_commands
 
 __all__ = [
     "ClientData",
@@ -40,7 +42,9 @@ __all__ = [
     "load_digits",
     "load_fashion_mnist",
     "load_huggingface",
+    "load_keywords",
     "load_mnist1d",
     "load_shakespeare",
+    "load_speech_commands",
     "load_synthetic",
 ]

@@ -1,6 +1,6 @@
 """A dataset as fedsim sees it: Hugging Face splits plus what a model needs to know."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import datasets
@@ -40,6 +40,11 @@ class FederatedData:
     augmentation : Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
         A random transform of a batch of training inputs, drawn anew for every batch
         (e.g. random crops and flips); never applied to evaluation data.
+    features : Callable[[Sequence], np.ndarray] | None
+        Computes the model inputs of a batch from the values of its one feature column
+        (e.g. ``fedsim.data.audio.LogMelSpectrogram``: encoded audio clips -> log-mel
+        spectrograms), in place of stacking and scaling them; normalization still follows.
+        It must be small and picklable: ``datasets`` fingerprints it.
     """
 
     train: datasets.Dataset
@@ -54,6 +59,7 @@ class FederatedData:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     augmentation: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    features: Callable[[Sequence], np.ndarray] | None = None
 
     @property
     def transform(self) -> "TensorTransform":
@@ -66,6 +72,7 @@ class FederatedData:
             input_dtype=self.input_dtype,
             mean=self.mean,
             std=self.std,
+            features=self.features,
         )
 
     def to_tensors(self, split: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,8 +92,9 @@ class TensorTransform:
 
     It turns a batch of rows (a dict of column lists, as ``datasets`` hands a transform)
     into ``{"inputs": ..., "labels": ...}``: features stacked, divided by
-    ``feature_scale``, colour images moved to channels first, reshaped to
-    ``input_shape`` and normalized per channel; token ids pass unchanged. It holds only
+    ``feature_scale``, colour images moved to channels first (or computed by
+    ``features`` from the feature column's values), reshaped to ``input_shape`` and
+    normalized per channel; token ids pass unchanged. It holds only
     the description of the columns, so ``datasets`` fingerprints it in microseconds.
     Random augmentation is not part of it: it is drawn per training minibatch (see
     ``FederatedData.augmentation``).
@@ -99,6 +107,7 @@ class TensorTransform:
     input_dtype: str = "float32"
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    features: Callable[[Sequence], np.ndarray] | None = None
 
     def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
         y = np.asarray(batch[self.label_column], dtype=np.int64)
@@ -106,9 +115,12 @@ class TensorTransform:
             x = np.asarray(batch[self.feature_columns[0]], dtype=np.int64)
             inputs = torch.from_numpy(np.ascontiguousarray(x.reshape(len(y), *self.input_shape)))
             return {"inputs": inputs, "labels": torch.from_numpy(y)}
-        x = features_array(batch, list(self.feature_columns)) / np.float32(self.feature_scale)
-        if x.ndim == 4:  # colour images arrive height x width x channels
-            x = x.transpose(0, 3, 1, 2)
+        if self.features is not None:
+            x = self.features(batch[self.feature_columns[0]])
+        else:
+            x = features_array(batch, list(self.feature_columns)) / np.float32(self.feature_scale)
+            if x.ndim == 4:  # colour images arrive height x width x channels
+                x = x.transpose(0, 3, 1, 2)
         x = np.ascontiguousarray(x.reshape(len(y), *self.input_shape))
         if self.mean is not None:
             x = normalize(x, self.mean, self.std)
