@@ -2,11 +2,11 @@
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedsim.flower_internals import Run
+from fedsim.grid_view import GridView
 from fedsim.seeds import generator
 from fedsim.strategy_wrapper import StrategyWrapper
 
@@ -23,36 +23,15 @@ def sample_partitions(seed: int, server_round: int, stage: str, num_clients: int
     return sorted(rng.choice(num_clients, size=size, replace=False).tolist())
 
 
-class NodeSubsetGrid(Grid):
+class NodeSubsetGrid(GridView):
     """A view of a grid that lists only the given nodes; everything else is delegated."""
 
     def __init__(self, grid: Grid, node_ids: list[int]) -> None:
-        self._grid = grid
+        super().__init__(grid)
         self._node_ids = node_ids
-
-    def set_run(self, run: Run) -> None:
-        self._grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        return self._grid.run
-
-    def create_message(
-        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str, ttl: float | None = None
-    ) -> Message:
-        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
 
     def get_node_ids(self) -> Iterable[int]:
         return list(self._node_ids)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self._grid.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self._grid.pull_messages(message_ids)
-
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
-        return self._grid.send_and_receive(messages, timeout=timeout)
 
 
 class SeededSampling(StrategyWrapper):

@@ -15,9 +15,8 @@ as memoryviews, which cannot be pickled).
 from collections.abc import Iterable
 
 from flwr.app import Array, ArrayRecord, Message, RecordDict
-from flwr.serverapp import Grid
 
-from fedsim.flower_internals import Run
+from fedsim.grid_view import GridView
 from fedsim.resident import ResidentArray
 
 
@@ -61,32 +60,11 @@ def _leaving(messages: Iterable[Message]) -> list[Message]:
     return messages
 
 
-class FlowerArraysGrid(Grid):
+class FlowerArraysGrid(GridView):
     """A view of a network grid whose pushed messages hold Flower's own arrays only; everything else is delegated."""
-
-    def __init__(self, grid: Grid) -> None:
-        self._grid = grid
-
-    def set_run(self, run: Run) -> None:
-        self._grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        return self._grid.run
-
-    def create_message(
-        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str, ttl: float | None = None
-    ) -> Message:
-        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self._grid.get_node_ids()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         return self._grid.push_messages(_leaving(messages))
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self._grid.pull_messages(message_ids)
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         return self._grid.send_and_receive(_leaving(messages), timeout=timeout)
