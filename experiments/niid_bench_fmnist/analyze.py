@@ -86,7 +86,8 @@ def figure(rounds: pd.DataFrame, path: Path) -> None:
             runs = rounds[(rounds.partition == partition) & (rounds.strategy == strategy)]
             if not runs.empty:
                 curve = runs.groupby("round")["centralized_accuracy"].mean()
-                axis.plot(curve.index, 100 * curve.values, label=strategy)
+                axis.plot(curve.index, 100 * curve.values, label=strategy,
+                          color=f"C{STRATEGIES.index(strategy)}")  # one colour per strategy in every panel
         axis.set_title(TITLES[partition])
         axis.set_xlabel("round")
     axes[0][0].set_ylabel("centralized test accuracy (%)")
